@@ -1,0 +1,1 @@
+"""avtune orchestrator: CLIs, Ray Tune/Train glue and MLflow reporting."""

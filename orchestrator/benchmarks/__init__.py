@@ -1,0 +1,1 @@
+"""Benchmark modules for ``python -m orchestrator.bench``."""

@@ -1,0 +1,1 @@
+"""Data layer: one Parquet format, loaders, converters and simulators."""
