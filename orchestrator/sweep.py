@@ -1,0 +1,552 @@
+"""Named sweeps: ``python -m orchestrator.sweep NAME [options]`` and ``--list``.
+
+Runs a named search space (``search_spaces/NAME.py``) with Ray Tune (Optuna TPE or the sweep's
+grid), checkpointing every epoch, tracking each sweep in MLflow (a parent run with nested trial
+runs and paper-style tables). Without a GPU the sweep shrinks to its CPU preset and says so.
+
+Four small steps: :func:`parse_args`, :func:`build_plan`, :func:`fit` and :func:`report`.
+See docs/sweeps.md for every option.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import math
+import os
+import re
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from search_spaces.base import SweepSpec
+
+DATA_SPEC = re.compile(r"^(llp-sim(-small|-tiny)?|avar-sim(-small|-tiny)?|llp=.+)$")
+
+
+class SweepError(Exception):
+    """Bad input to the sweep CLI; the message says what and where."""
+
+
+# ----------------------------------------------------------------------------- specs
+
+def load_spec(ref: str) -> SweepSpec:
+    """A registered sweep by name, or ``package.module[:ATTR]`` defining a ``SweepSpec``."""
+    import search_spaces
+
+    reg = search_spaces.registry()
+    if ref in reg:
+        return reg[ref]
+    if "." in ref or ":" in ref:
+        mod_name, _, attr = ref.partition(":")
+        try:
+            spec = getattr(importlib.import_module(mod_name), attr or "SPEC", None)
+        except ImportError as e:
+            raise SweepError(f"cannot import sweep module {mod_name!r}: {e}") from None
+        if isinstance(spec, SweepSpec):
+            return spec
+        raise SweepError(f"{ref!r} does not define a SweepSpec {attr or 'SPEC'}")
+    raise SweepError(f"unknown sweep {ref!r}; known sweeps: {', '.join(reg) or '(none)'} "
+                     "(python -m orchestrator.sweep --list)")
+
+
+def list_sweeps() -> str:
+    """One line per registered sweep: name, metric/mode, description."""
+    import search_spaces
+
+    reg = search_spaces.registry()
+    width = max((len(n) for n in reg), default=4)
+    lines = [f"{'NAME'.ljust(width)}  {'METRIC (MODE)':24}  DESCRIPTION"]
+    for name, spec in reg.items():
+        grid = " [--grid]" if spec.grid else ""
+        lines.append(f"{name.ljust(width)}  {f'{spec.metric} ({spec.mode})':24}  {spec.description}{grid}")
+    return "\n".join(lines)
+
+
+def describe_space(spec: SweepSpec, seed: int = 0) -> list[str]:
+    """The space's distributions, read by running it once on a throwaway Optuna trial."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    trial = study.ask()
+    consts = spec.space(trial) or {}
+    out = [f"{k}: {d!r}" for k, d in trial.distributions.items()]
+    out += [f"{k}: derived (example {v!r})" for k, v in dict(consts).items()]
+    return out
+
+
+# ----------------------------------------------------------------------------- parse
+
+def _positive_int(name: str):
+    def conv(s: str) -> int:
+        try:
+            v = int(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {s!r}") from None
+        if v < 1:
+            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {v}")
+        return v
+    return conv
+
+
+def _nonneg_float(name: str, strictly_positive: bool = False):
+    def conv(s: str) -> float:
+        try:
+            v = float(s)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{name} must be a number, got {s!r}") from None
+        if not math.isfinite(v) or v < 0 or (strictly_positive and v == 0):
+            raise argparse.ArgumentTypeError(f"{name} must be {'> 0' if strictly_positive else '>= 0'}, got {s}")
+        return v
+    return conv
+
+
+def _seed(s: str) -> int:
+    try:
+        v = int(s)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--seed must be an integer, got {s!r}") from None
+    if not 0 <= v < 2**32:
+        raise argparse.ArgumentTypeError(f"--seed must be in [0, 2**32), got {v}")
+    return v
+
+
+def _data(s: str) -> str:
+    if not DATA_SPEC.match(s):
+        raise argparse.ArgumentTypeError(
+            f"unknown data spec {s!r}; use llp-sim, llp-sim-small, llp-sim-tiny, llp=PATH, "
+            "avar-sim, avar-sim-small or avar-sim-tiny")
+    return s
+
+
+def _keyval(s: str) -> tuple[str, str]:
+    key, sep, val = s.partition("=")
+    if not sep or not key.strip():
+        raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE, got {s!r}")
+    return key.strip(), val
+
+
+def make_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m orchestrator.sweep",
+        description="Run a named hyper-parameter sweep with Ray Tune + Optuna, tracked in MLflow.",
+        epilog="Without a GPU the sweep uses its CPU preset (smaller data, fewer epochs and trials) "
+               "and says so; any flag you pass overrides the preset. See docs/sweeps.md.")
+    p.add_argument("name", nargs="?", help="sweep name (see --list) or package.module[:SPEC]")
+    p.add_argument("--list", action="store_true", help="list the named sweeps and exit")
+    p.add_argument("--num-samples", type=_positive_int("--num-samples"),
+                   help="trials (grid: repetitions of the grid); default from the sweep")
+    p.add_argument("--max-epochs", type=_positive_int("--max-epochs"), help="epochs per trial")
+    p.add_argument("--data", type=_data, help="llp-sim | llp-sim-small | llp-sim-tiny | llp=PATH | avar-sim*")
+    p.add_argument("--gpus-per-trial", type=_nonneg_float("--gpus-per-trial"),
+                   help="GPUs per trial (per worker with --workers-per-trial); fractions share a GPU")
+    p.add_argument("--cpus-per-trial", type=_nonneg_float("--cpus-per-trial", strictly_positive=True),
+                   help="CPUs per trial (per worker with --workers-per-trial); default 1")
+    p.add_argument("--workers-per-trial", type=_positive_int("--workers-per-trial"), default=1,
+                   help="Ray Train DDP workers per trial (default 1: in-process)")
+    p.add_argument("--max-concurrent", type=_positive_int("--max-concurrent"),
+                   help="cap on trials running at once (default: as many as the resources fit)")
+    p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its checkpoint")
+    p.add_argument("--address", help="join a running Ray cluster (e.g. 'auto' on a cluster node); "
+                                     "default: a private local Ray")
+    p.add_argument("--mlflow-uri", help="MLflow tracking URI (default sqlite:///<cwd>/mlflow.db)")
+    p.add_argument("--storage", default="./ray_results",
+                   help="Tune results/checkpoints; local path or s3://bucket/prefix (shared on multi-node)")
+    p.add_argument("--name", dest="run_name", help="experiment name (default NAME-<timestamp>)")
+    p.add_argument("--resume", action="store_true",
+                   help="continue an interrupted sweep (--name, or the newest one of NAME in --storage)")
+    p.add_argument("--seed", type=_seed, default=0, help="seed of the trials and of the TPE sampler")
+    p.add_argument("--scheduler", choices=("fifo", "asha"), default="fifo")
+    p.add_argument("--grid", action="store_true", help="run the sweep's grid instead of Optuna")
+    p.add_argument("--dry-run", action="store_true", help="print space, resources and data; run nothing")
+    p.add_argument("--set", dest="sets", type=_keyval, action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the trainable's config for every trial (repeatable)")
+    return p
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """Parses and range-checks the command line (argparse exits with status 2 on bad values)."""
+    p = make_parser()
+    args = p.parse_args(argv)
+    if not args.list and not args.name:
+        p.error("a sweep NAME is required (or --list)")
+    if args.gpus_per_trial is not None and args.gpus_per_trial > 1 and args.gpus_per_trial != int(args.gpus_per_trial):
+        p.error(f"--gpus-per-trial above 1 must be a whole number, got {args.gpus_per_trial}")
+    if args.max_failures < 0:
+        p.error(f"--max-failures must be >= 0, got {args.max_failures}")
+    if args.run_name is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", args.run_name):
+        p.error(f"--name may hold letters, digits, '_', '.', '-' only, got {args.run_name!r}")
+    return args
+
+
+# ----------------------------------------------------------------------------- build
+
+@dataclass
+class Plan:
+    """Everything a sweep needs, resolved. ``trial`` is the JSON-able dict the trials receive."""
+
+    spec: SweepSpec
+    trial: dict[str, Any]
+    num_samples: int
+    scheduler: str
+    address: str | None
+    mlflow_uri: str
+    experiment: str
+    resume: bool
+    has_gpu: bool
+    notes: list[str] = field(default_factory=list)
+    total: dict[str, float] = field(default_factory=dict)
+    extra_bundles: list[dict] = field(default_factory=list)
+    max_concurrent: int = 1
+    tuned: list[str] = field(default_factory=list)
+
+
+def _storage(s: str) -> str:
+    return s if "://" in s else str(Path(s).expanduser().resolve())
+
+
+def _local_resources() -> dict[str, float]:
+    import torch
+
+    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+
+
+def _find_latest(storage: str, sweep: str) -> str:
+    from orchestrator.tune_runner import PLAN_FILE
+
+    if "://" in storage:
+        raise SweepError("--resume on remote storage needs --name (the experiment to continue)")
+    root = Path(storage)
+    cands = [d for d in root.glob(f"{sweep}-*") if (d / PLAN_FILE).is_file()] if root.is_dir() else []
+    if not cands:
+        raise SweepError(f"--resume: no interrupted sweep of {sweep!r} under {storage}; pass --name")
+    return max(cands, key=lambda d: (d / PLAN_FILE).stat().st_mtime).name
+
+
+def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) -> Plan:
+    """Resolves the sweep, its defaults (GPU or CPU preset), resources and config overrides.
+
+    Args:
+        args: Parsed command line.
+        total: Resources of the cluster to run on (default: this machine's CPUs and GPUs).
+
+    Raises:
+        SweepError: Unknown sweep, unknown ``--set`` key or value, ``--grid`` without a grid, ...
+    """
+    from orchestrator import trainable_registry as treg
+    from orchestrator.tune_runner import load_plan
+
+    spec = load_spec(args.name)
+    storage = _storage(args.storage)
+    mlflow_uri = args.mlflow_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+    total = dict(total if total is not None else _local_resources())
+
+    if args.resume:
+        name = args.run_name or _find_latest(storage, spec.name)
+        try:
+            trial = load_plan(f"{storage.rstrip('/')}/{name}")
+        except FileNotFoundError as e:
+            raise SweepError(f"--resume: {e}") from None
+        if trial.get("sweep") != args.name:
+            raise SweepError(f"--resume: experiment {name!r} ran sweep {trial.get('sweep')!r}, not {args.name!r}")
+        trial["storage"] = storage
+        spec_obj = spec
+        tuned = list(spec_obj.grid) if trial["grid"] else [ln.split(":")[0] for ln in describe_space(spec)]
+        plan = Plan(spec=spec, trial=trial, num_samples=int(trial["num_samples"]), scheduler=trial["scheduler"],
+                    address=args.address, mlflow_uri=trial["mlflow_uri"], experiment=name, resume=True,
+                    has_gpu=float(trial["gpus"]) > 0, total=total, tuned=tuned,
+                    notes=[f"resuming {storage}/{name}: finished trials are kept, the others continue "
+                           "from their last checkpoint"])
+        _finish_resources(plan, args)
+        return plan
+
+    if args.grid and not spec.grid:
+        raise SweepError(f"sweep {spec.name!r} defines no grid; drop --grid")
+    try:
+        entry = treg.get_entry(spec.trainable)
+        mod = treg.load_module(spec.trainable)
+    except (KeyError, ImportError, TypeError) as e:
+        raise SweepError(f"sweep {spec.name!r}: trainable {spec.trainable!r} is not available ({e})") from None
+
+    notes: list[str] = []
+    has_gpu = (args.gpus_per_trial or 0) > 0 or (args.gpus_per_trial is None and total.get("GPU", 0) > 0)
+    if has_gpu:
+        data, epochs = spec.default_data, spec.default_epochs
+        samples = spec.num_samples
+    else:
+        data, epochs, samples = spec.cpu_data, spec.cpu_epochs, spec.cpu_num_samples
+        if not (args.data and args.max_epochs and (args.num_samples or args.grid)):
+            notes.append(f"no GPU found: using the CPU preset of {spec.name} (data {spec.cpu_data}, "
+                         f"{spec.cpu_epochs} epochs, {spec.cpu_num_samples} trials); "
+                         "--data/--max-epochs/--num-samples override it")
+    data = args.data or data
+    epochs = args.max_epochs or epochs
+    num_samples = args.num_samples or (1 if args.grid else samples)
+    gpus = args.gpus_per_trial if args.gpus_per_trial is not None else (0.125 if has_gpu else 0.0)
+    if gpus > 0 and total.get("GPU", 0) == 0 and args.address is None:
+        raise SweepError(f"--gpus-per-trial {gpus}: this machine has no GPU")
+    cpus = args.cpus_per_trial or 1.0
+
+    fields = treg.config_fields(mod.Config)
+    for required in ("epochs", "seed"):
+        if required not in fields:
+            raise SweepError(f"trainable {spec.trainable}: Config has no field {required!r}")
+    base: dict[str, Any] = {}
+    for k, v in spec.base.items():
+        base[k] = v
+    for key, raw in args.sets:
+        if key in ("epochs", "seed"):
+            raise SweepError(f"--set {key}=...: use --{'max-epochs' if key == 'epochs' else 'seed'} instead")
+        try:
+            base[key] = treg.coerce_value(mod.Config, key, raw)
+        except KeyError as e:
+            raise SweepError(f"--set {key}={raw}: {e.args[0]}") from None
+        except ValueError as e:
+            raise SweepError(str(e)) from None
+    # Stage lengths such as JoMoLD's estimator_epochs follow a shortened run, or a 3-epoch CPU
+    # preset would still pay for a 25-epoch estimator.
+    capped = []
+    for fname, f in fields.items():
+        d = treg._default_of(f)
+        if (fname.endswith("_epochs") and fname not in base and type(d) is int and d > epochs):
+            base[fname] = int(epochs)
+            capped.append(fname)
+    if capped:
+        notes.append(f"{', '.join(capped)} capped at {epochs} like epochs (--set {capped[0]}=N to change)")
+    unknown = sorted(set(base) - set(fields))
+    if unknown:
+        raise SweepError(f"sweep {spec.name}: base keys {unknown} are not fields of {mod.__name__}.Config")
+    space_lines = describe_space(spec, args.seed)
+    tuned = list(spec.grid) if args.grid else [ln.split(":")[0] for ln in space_lines]
+    bad = sorted(k for k in tuned if k not in fields)
+    if bad:
+        raise SweepError(f"sweep {spec.name}: tuned keys {bad} are not fields of {mod.__name__}.Config")
+    clash = sorted(k for k, _ in args.sets if k in tuned)
+    if clash:
+        notes.append(f"--set {', '.join(clash)}: tuned by this sweep, so each trial's value wins")
+    try:
+        build = treg.build_config(mod.Config, {**base, "epochs": epochs, "seed": args.seed})
+    except (TypeError, ValueError) as e:
+        raise SweepError(f"config of {spec.trainable}: {e}") from None
+    del build  # only validated here; trials build their own
+
+    name = args.run_name or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    trial = {
+        "sweep": args.name, "trainable": spec.trainable, "data": data, "base": base,
+        "epochs": int(epochs), "seed": int(args.seed), "workers": int(args.workers_per_trial),
+        "cpus": float(cpus), "gpus": float(gpus), "storage": storage, "name": name,
+        "grid": bool(args.grid), "max_failures": int(args.max_failures), "sweep_id": uuid.uuid4().hex,
+        "num_samples": int(num_samples), "scheduler": args.scheduler, "mlflow_uri": mlflow_uri,
+        "prepare": entry.prepare,
+    }
+    plan = Plan(spec=spec, trial=trial, num_samples=int(num_samples), scheduler=args.scheduler,
+                address=args.address, mlflow_uri=mlflow_uri, experiment=name, resume=False,
+                has_gpu=has_gpu, notes=notes, total=total, tuned=tuned)
+    _finish_resources(plan, args)
+    return plan
+
+
+def _finish_resources(plan: Plan, args: argparse.Namespace) -> None:
+    from orchestrator import trainable_registry as treg
+    from orchestrator.tune_runner import max_concurrent, per_trial_demand
+
+    entry = treg.get_entry(plan.spec.trainable)
+    hook = treg.load_hook(entry.extra_bundles)
+    if hook is not None:
+        mod = treg.load_module(plan.spec.trainable)
+        cfg = treg.build_config(mod.Config, {**plan.trial["base"], "epochs": plan.trial["epochs"],
+                                             "seed": plan.trial["seed"]})
+        plan.extra_bundles = [dict(b) for b in hook(cfg) or []]
+    n_trials = plan.num_samples * (math.prod(len(v) for v in plan.spec.grid.values())
+                                   if plan.trial["grid"] else 1)
+    plan.max_concurrent = max_concurrent(plan.total, per_trial_demand(plan.trial, plan.extra_bundles),
+                                         args.max_concurrent, n_trials)
+
+
+def describe_plan(plan: Plan) -> str:
+    """Human-readable summary (what ``--dry-run`` prints)."""
+    t = plan.trial
+    try:
+        from trainables.data.registry import describe_data
+
+        data_desc = describe_data(t["data"])
+    except Exception as e:  # the registry may not describe every spec; the spec itself is valid
+        data_desc = f"({type(e).__name__}: {e})"
+    n_grid = math.prod(len(v) for v in plan.spec.grid.values()) if t["grid"] and plan.spec.grid else None
+    lines = [
+        f"sweep       {plan.spec.name}: {plan.spec.description}",
+        f"trainable   {plan.spec.trainable}   metric {plan.spec.metric} ({plan.spec.mode})",
+        f"search      " + (f"grid of {n_grid} cells x {plan.num_samples}" if n_grid
+                           else f"Optuna TPE (seed {t['seed']}), {plan.num_samples} trials"),
+        f"scheduler   {plan.scheduler}",
+        "space",
+    ]
+    if t["grid"]:
+        lines += [f"  {k}: {list(v)}" for k, v in plan.spec.grid.items()]
+    else:
+        lines += [f"  {ln}" for ln in describe_space(plan.spec, t["seed"])]
+        if plan.spec.points_to_evaluate:
+            lines.append("points to evaluate first")
+            lines += [f"  {dict(p)}" for p in plan.spec.points_to_evaluate]
+    lines += [
+        f"base config {t['base'] or '{}'} (epochs {t['epochs']}, seed {t['seed']})",
+        f"data        {t['data']}: {data_desc}",
+        f"resources   per trial: {t['workers']} worker(s) x {t['cpus']:g} CPU, {t['gpus']:g} GPU"
+        + (f" + extra bundles {plan.extra_bundles}" if plan.extra_bundles else ""),
+        f"            cluster {', '.join(f'{k} {v:g}' for k, v in sorted(plan.total.items()))}; "
+        f"{plan.max_concurrent} trial(s) at once",
+        f"ray         {plan.address or 'private local Ray (address=local, 127.0.0.1)'}",
+        f"storage     {t['storage']}/{plan.experiment}",
+        f"mlflow      {plan.mlflow_uri} (experiment {plan.spec.name})",
+    ]
+    return "\n".join(lines)
+
+
+# ----------------------------------------------------------------------------- fit
+
+def start_ray(address: str | None, total: dict[str, float] | None = None) -> dict[str, float]:
+    """Connects to ``address`` or starts a private local Ray bound to 127.0.0.1; returns resources."""
+    import ray
+
+    if address:
+        ray.init(address=address, log_to_driver=True)
+    else:
+        # address="local" always starts a new private instance, never joins a stray one.
+        ray.init(address="local", num_cpus=int((total or _local_resources())["CPU"]),
+                 include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=True)
+    return {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
+
+
+def _prepare(plan: Plan) -> None:
+    """Runs the trainable's ``prepare`` hook once, as a Ray task with one trial's resources."""
+    ref = plan.trial.get("prepare")
+    if not ref:
+        return
+    import ray
+
+    from orchestrator import trainable_registry as treg
+    from trainables.data.registry import resolve_data
+
+    t = plan.trial
+
+    def run_prepare(trial: dict) -> None:
+        import torch
+
+        hook = treg.load_hook(trial["prepare"])
+        mod = treg.load_module(trial["trainable"])
+        cfg = treg.build_config(mod.Config, {**trial["base"], "epochs": trial["epochs"], "seed": trial["seed"]})
+        torch.set_num_threads(max(1, int(trial["cpus"])))
+        device = "cuda" if trial["gpus"] > 0 and torch.cuda.is_available() else "cpu"
+        hook(cfg, resolve_data(trial["data"]), device)
+
+    task = ray.remote(num_cpus=t["cpus"], num_gpus=min(1.0, t["gpus"]))(run_prepare)
+    t0 = time.time()
+    ray.get(task.remote(t))
+    print(f"[avtune] prepared {t['trainable']} once for all trials ({ref}, {time.time() - t0:.1f} s)")
+
+
+def fit(plan: Plan) -> list[dict[str, Any]]:
+    """Runs (or resumes) the sweep; returns one row per trial (see ``tracking.trial_row``)."""
+    import ray
+
+    from orchestrator import tracking, tune_runner
+    from trainables.data.format import fingerprint
+    from trainables.data.registry import resolve_data
+
+    t = plan.trial
+    t0 = time.time()
+    data_path = resolve_data(t["data"])
+    t["data_fingerprint"] = fingerprint(data_path)
+    print(f"[avtune] data {t['data']} -> {data_path} (fingerprint {t['data_fingerprint']}, "
+          f"{time.time() - t0:.1f} s)")
+    try:
+        _prepare(plan)
+        if plan.resume:
+            tuner = tune_runner.restore_tuner(t, plan.extra_bundles)
+        else:
+            tracker = tracking.MLflowSweepTracker(
+                plan.mlflow_uri, plan.spec.name, t["sweep_id"], plan.experiment, plan.spec.metric,
+                plan.spec.mode, params={k: v for k, v in t.items() if k not in ("prepare",)},
+                tuned=plan.tuned, data_note=f"{t['data']} (fingerprint {t['data_fingerprint']})")
+            tune_runner.save_plan(t)
+            tuner = tune_runner.make_tuner(
+                t, plan.spec, callbacks=[tracking.MLflowTuneCallback(tracker)],
+                extra_bundles=plan.extra_bundles, max_concurrent_trials=plan.max_concurrent,
+                scheduler=plan.scheduler, num_samples=plan.num_samples)
+        results = tuner.fit()
+    finally:
+        ray.shutdown()
+    rows = []
+    for r in results:
+        row: dict[str, Any] = {"trial_id": (r.metrics or {}).get("trial_id"),
+                               "status": "ERROR" if r.error else "TERMINATED"}
+        row.update({f"config/{k}": v for k, v in tracking.flatten(r.config or {}).items()})
+        row.update(tracking.numeric_metrics(r.metrics or {}))
+        rows.append(row)
+    return rows
+
+
+# ----------------------------------------------------------------------------- report
+
+def report(plan: Plan, rows: list[dict[str, Any]]) -> str:
+    """The closing text: the best trial's row and the command that opens MLflow on it."""
+    from orchestrator import tables
+
+    metric = plan.spec.metric
+    best = tables.best_row(rows, metric, plan.spec.mode)
+    done = sum(1 for r in rows if r["status"] == "TERMINATED")
+    lines = [f"[avtune] {done}/{len(rows)} trials finished"]
+    if best is None:
+        lines.append(f"[avtune] no trial reported {metric}")
+    else:
+        cfg = ", ".join(f"{k.removeprefix('config/')}={v:.4g}" if isinstance(v, float)
+                        else f"{k.removeprefix('config/')}={v}" for k, v in best.items() if k.startswith("config/"))
+        s = tables.scores_of(best, "test/")
+        lines.append(f"[avtune] best trial {best.get('trial_id')}: {cfg}  {metric}={best[metric]:.2f}")
+        lines.append("[avtune] test  seg A/V/AV/Type/Event " +
+                     "/".join(f"{s[k]:.1f}" for k in tables.SCORE_KEYS[:5]) +
+                     " | event " + "/".join(f"{s[k]:.1f}" for k in tables.SCORE_KEYS[5:]))
+    lines.append(f"[avtune] results: {plan.trial['storage']}/{plan.experiment}")
+    lines.append(f"[avtune] tables: MLflow experiment {plan.spec.name!r}, parent run {plan.experiment!r}, "
+                 "artifacts tables/")
+    lines.append(f"mlflow ui --backend-store-uri {plan.mlflow_uri} --host 127.0.0.1")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(sys.argv[1:] if argv is None else argv)
+    if args.list:
+        print(list_sweeps())
+        return 0
+    try:
+        total = None
+        if args.address and not args.dry_run:
+            total = start_ray(args.address)
+        plan = build_plan(args, total)
+        for n in plan.notes:
+            print(f"[avtune] {n}")
+        if args.dry_run:
+            print(describe_plan(plan))
+            return 0
+        print(describe_plan(plan))
+        if not args.address:
+            plan.total = start_ray(None, plan.total)
+        rows = fit(plan)
+    except SweepError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except (ValueError, FileNotFoundError) as e:
+        # Data specs and paths are checked where they are resolved; their messages name the file.
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(report(plan, rows))
+    return 0 if all(r["status"] == "TERMINATED" for r in rows) and rows else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

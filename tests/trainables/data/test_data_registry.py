@@ -1,0 +1,130 @@
+"""Data specs: preset caching (reuse, locking, atomicity), path specs, CPU presets."""
+
+import threading
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from trainables.data import format as fmt
+from trainables.data import registry
+from trainables.data.llp_sim import make_llp_sim
+
+
+@pytest.fixture
+def cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("AVTUNE_CACHE", str(tmp_path / "cache"))
+    return tmp_path / "cache"
+
+
+def _tiny_builder(calls, delay=0.0):
+    def build(name, out, seed):
+        calls.append((name, seed))
+        time.sleep(delay)
+        make_llp_sim(out, n_train=8, n_val=4, n_test=4, seed=seed)
+    return build
+
+
+def test_resolve_real_tiny_preset_and_reuse(cache):
+    p1 = registry.resolve_data("llp-sim-tiny")
+    assert p1.parent == cache and p1.name.startswith("llp-sim-tiny-")
+    meta = fmt.read_meta(p1)
+    assert meta["kind"] == "llp-sim" and meta["splits"]["train"] == 256
+    stamp = (p1 / fmt.DATA_FILE).stat().st_mtime_ns
+    assert "cached at" in registry.describe_data("llp-sim-tiny")
+    p2 = registry.resolve_data(" llp-sim-tiny ")
+    assert p2 == p1 and (p2 / fmt.DATA_FILE).stat().st_mtime_ns == stamp
+    p3 = registry.resolve_data("llp-sim-tiny", seed=1)
+    assert p3 != p1
+    assert not list(cache.glob(".tmp-*"))
+
+
+def test_builder_called_once_even_when_racing(cache):
+    calls = []
+    build = _tiny_builder(calls, delay=0.3)
+    results = []
+    threads = [threading.Thread(target=lambda: results.append(
+        registry.cached_preset("llp-sim-small", builder=build))) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert calls == [("llp-sim-small", 0)]
+    assert len(set(results)) == 1 and fmt.read_meta(results[0])["splits"]["train"] == 8
+    registry.cached_preset("llp-sim-small", builder=build)
+    assert len(calls) == 1
+
+
+def test_failed_build_leaves_nothing(cache):
+    def broken(name, out, seed):
+        (out / "half.bin").write_bytes(b"x")
+        raise RuntimeError("disk full")
+    with pytest.raises(RuntimeError, match="disk full"):
+        registry.cached_preset("llp-sim-small", builder=broken)
+    assert [p.name for p in cache.iterdir() if not p.name.endswith(".lock")] == []
+    with pytest.raises(fmt.DataFormatError, match="left no avtune data file"):
+        registry.cached_preset("llp-sim-small", builder=lambda n, o, s: None)
+
+
+def test_cache_key_changes_with_preset_params(cache, monkeypatch):
+    from dataclasses import replace
+    from trainables.data import llp_sim
+    k1 = registry.preset_params("llp-sim-tiny")
+    monkeypatch.setitem(llp_sim.PRESETS, "llp-sim-tiny",
+                        replace(llp_sim.PRESETS["llp-sim-tiny"], n_train=128))
+    k2 = registry.preset_params("llp-sim-tiny")
+    assert fmt.params_key(*k1) != fmt.params_key(*k2)
+
+
+def test_path_specs(tmp_path, cache):
+    d = make_llp_sim(tmp_path / "sim", n_train=8, n_val=4, n_test=4).parent
+    assert registry.resolve_data(f"llp={d}") == d
+    assert registry.resolve_data(f"llp={d / fmt.DATA_FILE}") == d
+    assert "llp-sim data set, 8/4/4 train/val/test" in registry.describe_data(f"llp={d}")
+    with pytest.raises(ValueError, match="does not exist"):
+        registry.resolve_data(f"llp={tmp_path / 'nope'}")
+    with pytest.raises(ValueError, match="no avtune data file"):
+        registry.resolve_data(f"llp={tmp_path}")
+    with pytest.raises(ValueError, match="no path after"):
+        registry.resolve_data("llp=")
+    other = fmt.write_dataset(tmp_path / "av", video_ids=["a"], split=["train"],
+                              arrays={"x": np.zeros((1, 2), np.float32)}, kind="avar-sim", params={})
+    with pytest.raises(ValueError, match="holds kind 'avar-sim', expected llp or llp-sim"):
+        registry.resolve_data(f"llp={other.parent}")
+    assert registry.resolve_data(f"avar={other.parent}") == other.parent
+    with pytest.raises(ValueError, match="holds kind 'llp-sim', expected avar"):
+        registry.resolve_data(f"avar={d}")
+    with pytest.raises(ValueError, match="unknown data spec 'llp-real'"):
+        registry.resolve_data("llp-real")
+
+
+def test_avar_presets_call_the_avar_maker(cache, monkeypatch):
+    import trainables.avar.data as avar_data
+    seen = []
+
+    def fake(preset, out, *, seed=0, **noise):
+        seen.append((preset, seed))
+        return fmt.write_dataset(out, video_ids=["a"], split=["train"],
+                                 arrays={"x": np.zeros((1, 2), np.float32)}, kind="avar-sim",
+                                 params={"preset": preset})
+    monkeypatch.setattr(avar_data, "make_avar_sim", fake)
+    p = registry.resolve_data("avar-sim-tiny", seed=4)
+    assert seen == [("avar-sim-tiny", 4)] and fmt.read_meta(p)["kind"] == "avar-sim"
+    assert registry.resolve_data("avar-sim-tiny", seed=4) == p and len(seen) == 1
+
+
+def test_cpu_helpers():
+    assert registry.cpu_preset("llp-sim") == "llp-sim-small"
+    assert registry.cpu_preset("avar-sim") == "avar-sim-small"
+    assert registry.cpu_preset("llp-sim-tiny") == "llp-sim-tiny"
+    assert registry.cpu_preset("llp=/x") == "llp=/x"
+    assert registry.is_cpu_only() is (not torch.cuda.is_available())
+    assert set(registry.PRESETS) == {"llp-sim", "llp-sim-small", "llp-sim-tiny",
+                                     "avar-sim", "avar-sim-small", "avar-sim-tiny"}
+
+
+def test_describe_does_not_generate(cache):
+    text = registry.describe_data("llp-sim")
+    assert "10000/649/1200" in text and "float16" in text and "generated on first use" in text
+    assert not cache.exists() or not any(cache.iterdir())

@@ -1,0 +1,104 @@
+"""JoMoLD trainable: estimator cache, denoising metrics, checkpoint state, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from test_han_fit import tiny_avvp
+from trainables import han, jomold
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> Path:
+    return tiny_avvp(tmp_path_factory.mktemp("jtiny") / "d", seed=1)
+
+
+def cfg(**kw) -> jomold.Config:
+    base = dict(epochs=6, estimator_epochs=12, batch_size=32, d_model=32, lr=2e-3, lr_step=100,
+                seed=5)
+    base.update(kw)
+    return jomold.Config(**base)
+
+
+def test_defaults_are_the_papers():
+    c = jomold.Config()
+    assert (c.theta_a, c.theta_v, c.warmup_epochs, c.cl_weight, c.estimator_epochs) == \
+        (0.6, 1.8, 0.9, 0.0, 25)
+    assert (c.epochs, c.batch_size, c.lr, c.lr_step, c.lr_gamma) == (25, 128, 5e-4, 6, 0.25)
+    assert c.loss_weights == (1.0, 1.0, 1.0)
+    assert jomold.Config(loss_preset="official").loss_weights == (1.0, 2.0, 1.0)
+    est = jomold.estimator_config(jomold.Config(estimator_epochs=7))
+    assert est.with_ca is False and est.epochs == 7
+
+
+def test_fit_metrics_estimator_cache_and_state(tiny, tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    cache = tmp_path / "est"
+    seen = []
+    res = jomold.fit(cfg(), tiny, device="cpu", estimator_cache_dir=cache,
+                     reporter=lambda e, m, sf: seen.append((e, m, sf())))
+    files = list(cache.glob("*.pt"))
+    assert len(files) == 1 and files[0].stem == jomold.estimator_key(cfg(), tiny)
+    m = seen[-1][1]
+    for k in ("train/loss", "val/seg_V", "denoise/precision_a", "denoise/recall_v",
+              "noise_ratio/mae_a", "noise_ratio/mae_v"):
+        assert k in m, k
+    assert {"test/seg_V", "test/event_Type", "best_epoch"} <= set(res)
+    extra = seen[-1][2]["extra"]
+    assert extra["estimator_key"] == files[0].stem
+    assert extra["ratio_a"].shape == extra["ratio_v"].shape == (25,)
+    # Denoising must beat blind removal: the precision of removed visual labels clearly exceeds
+    # the share of noisy visual labels among all positive labels.
+    n_pos = float(han.load_data(cfg(), tiny, torch.device("cpu"))["train"].labels.sum())
+    assert m["denoise/removed_v"] > 0
+    assert m["denoise/precision_v"] > m["denoise/noisy_v"] / n_pos + 0.2
+
+    # A second run with other thresholds reuses the cached estimator: training it would fail.
+    def boom(*a, **k):
+        raise AssertionError("estimator retrained")
+
+    monkeypatch.setattr(han, "train_model", boom)
+    res2 = jomold.fit(cfg(theta_v=1.2, epochs=1), tiny, device="cpu", estimator_cache_dir=cache)
+    assert "test/seg_V" in res2
+
+
+def test_resume_matches_uninterrupted_run(tiny, tmp_path):
+    torch.set_num_threads(1)
+    cache = tmp_path / "est"
+    c = cfg(epochs=3, estimator_epochs=2, cl_weight=0.5)
+    states = {}
+    full = jomold.fit(c, tiny, device="cpu", estimator_cache_dir=cache,
+                      reporter=lambda e, m, sf: states.__setitem__(e, sf()))
+    path = tmp_path / "ckpt.pt"
+    torch.save(states[1], path)
+    resumed = jomold.fit(c, tiny, device="cpu", estimator_cache_dir=tmp_path / "empty",
+                         resume_state=torch.load(path, weights_only=True))
+    # The resumed run takes its ratios from the checkpoint, not from a (missing) estimator.
+    assert not (tmp_path / "empty").exists()
+    for k in ("train/loss", "val/seg_Type", "test/seg_V", "denoise/precision_v", "best_epoch"):
+        assert resumed[k] == full[k], k
+
+
+def test_contrastive_loss_prefers_aligned_segments():
+    torch.manual_seed(0)
+    a = torch.randn(4, 10, 16)
+    v = a + 0.01 * torch.randn_like(a)
+    aligned = jomold.contrastive_loss(a, v)
+    shuffled = jomold.contrastive_loss(a, a[:, torch.randperm(10)])
+    assert aligned < 0.5 < 2.0 < shuffled
+    # Reference: mean over the 40 segments of -log softmax of the matching pair, both ways.
+    fa = torch.nn.functional.normalize(a.reshape(40, 16), dim=-1)
+    fv = torch.nn.functional.normalize(v.reshape(40, 16), dim=-1)
+    sim = fa @ fv.t() / 0.2
+    ref = 0.5 * (-(sim.diag() - sim.logsumexp(1)).mean() - (sim.diag() - sim.logsumexp(0)).mean())
+    torch.testing.assert_close(aligned, ref)
+
+
+def test_bad_config_names_key(tiny):
+    with pytest.raises(ValueError, match="warmup_mode"):
+        jomold.fit(cfg(warmup_mode="slow"), tiny, device="cpu")
+    with pytest.raises(ValueError, match="ratio_mode"):
+        jomold.fit(cfg(ratio_mode="x"), tiny, device="cpu")

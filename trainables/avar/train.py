@@ -1,0 +1,325 @@
+"""The ``avar`` trainable: noise-tolerant audio-visual action recognition (Algorithm 1).
+
+Schedule (epochs counted from 0):
+
+* ``warmup_epochs`` epochs of cross-entropy on the given labels;
+* then phases alternate every epoch, Phase 1 first: Phase 1 trains encoders and prototypes with
+  ``L_c = L_ins + L_cat`` (omega-weighted swapped prediction + category-level contrast), Phase 2
+  trains everything with the hybrid loss against kNN-corrected labels.
+
+Omega and the corrected labels are recomputed after every epoch from the current encoders (the
+same weights the next epoch starts from, so this is the paper's "each epoch" estimate) and are
+part of the checkpoint.
+
+Variants: ``late_fusion_ce`` (cross-entropy on the given labels throughout), ``none`` (warm-up,
+then hybrid supervision every epoch; no contrastive phase), ``ins`` (L_c = L_ins), ``cat``
+(L_c = L_cat), ``full``.
+
+Under ``torch.distributed`` every rank holds the full (small, resident) data set, takes its
+``rank::world`` share of each global batch, averages gradients with all-reduce and runs Sinkhorn
+over the global batch; omega/kNN are computed identically on every rank. The category-level
+representations are built from each rank's own shard (a documented approximation).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+import os
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from trainables.avar.data import AVARSplit, load_avar
+from trainables.avar.losses import (category_loss, cross_modal_omega, hybrid_loss, instance_loss,
+                                    knn_correct, omega_weights, rank_auc)
+from trainables.avar.model import AVARNet
+from trainables.data.format import read_meta
+from trainables.seed import set_seed
+
+VARIANTS = ("late_fusion_ce", "none", "ins", "cat", "full")
+
+Reporter = Callable[[int, dict[str, float], Callable[[], dict]], None]
+
+
+@dataclass
+class Config:
+    """Hyper-parameters; defaults are the paper's where it states them.
+
+    Attributes:
+        variant: One of ``late_fusion_ce``, ``none``, ``ins``, ``cat``, ``full``.
+        epochs: Training epochs (paper: 60).
+        batch_size: Global batch (paper: 64); must exceed K for the instance-level loss.
+        lr: Adam learning rate (paper: 5e-5; the simulated data sets, being tiny next to
+            Kinetics, need a larger one: see ``trainables/avar/experiments.py``).
+        weight_decay: Adam weight decay.
+        warmup_epochs: Cross-entropy warm-up epochs (paper: 2; Table VI: 0/2/5/10).
+        hidden_dim: Encoder MLP hidden width.
+        embed_dim: Shared-space size.
+        cls_hidden: First classifier layer width.
+        ae_hidden: Tied autoencoder code size.
+        tau1: Temperature of the noise-estimation similarity (paper: 1).
+        tau2: Prototype softmax temperature (paper: 0.1).
+        tau_cat: Temperature of the category-level contrast.
+        top_n: Neighbours for omega (paper: 16 on UCF101, 32 on Kinetics); 0 uses thresholds.
+        epsilon_v: Visual similarity threshold of the threshold rule.
+        epsilon_a: Audio similarity threshold of the threshold rule.
+        sinkhorn_iters: Sinkhorn-Knopp iterations.
+        sinkhorn_eps: Sinkhorn entropic regularisation.
+        knn_k: Neighbours voting for a corrected label.
+        alpha_start: Hybrid weight of the corrected label before ``alpha_switch_epoch`` (0.6).
+        alpha_end: ... from ``alpha_switch_epoch`` on (0.8; use 0.9/0.9 on clean data).
+        alpha_switch_epoch: Epoch at which alpha switches (paper: 20).
+        seed: Seed for ``set_seed`` and the batch sampler.
+        select_metric: Metric that selects the reported "best" epoch.
+        eval_chunk: Clips per forward pass during evaluation.
+    """
+
+    variant: str = "full"
+    epochs: int = 60
+    batch_size: int = 64
+    lr: float = 5e-5
+    weight_decay: float = 0.0
+    warmup_epochs: int = 2
+    hidden_dim: int = 512
+    embed_dim: int = 256
+    cls_hidden: int = 512
+    ae_hidden: int = 128
+    tau1: float = 1.0
+    tau2: float = 0.1
+    tau_cat: float = 0.1
+    top_n: int = 32
+    epsilon_v: float = 0.5
+    epsilon_a: float = 0.5
+    sinkhorn_iters: int = 3
+    sinkhorn_eps: float = 0.05
+    knn_k: int = 10
+    alpha_start: float = 0.6
+    alpha_end: float = 0.8
+    alpha_switch_epoch: int = 20
+    seed: int = 0
+    select_metric: str = "val/clip_top1"
+    eval_chunk: int = 8192
+
+
+def phase_of(cfg: Config, epoch: int) -> str:
+    """The phase of an epoch: ``warmup``, ``ce``, ``contrastive`` (Phase 1) or ``hybrid`` (Phase 2)."""
+    if cfg.variant == "late_fusion_ce":
+        return "ce"
+    if epoch < cfg.warmup_epochs:
+        return "warmup"
+    if cfg.variant == "none":
+        return "hybrid"
+    return "contrastive" if (epoch - cfg.warmup_epochs) % 2 == 0 else "hybrid"
+
+
+def alpha_at(cfg: Config, epoch: int) -> float:
+    """The hybrid-supervision weight of the corrected labels in ``epoch``."""
+    return cfg.alpha_start if epoch < cfg.alpha_switch_epoch else cfg.alpha_end
+
+
+def _dist() -> tuple[int, int]:
+    if torch.distributed.is_available() and torch.distributed.is_initialized():
+        return torch.distributed.get_rank(), torch.distributed.get_world_size()
+    return 0, 1
+
+
+@torch.no_grad()
+def video_embeddings(model: AVARNet, split: AVARSplit, chunk: int = 8192) -> tuple[torch.Tensor, torch.Tensor]:
+    """Video-level shared-space embeddings: mean of the normalised clip embeddings, renormalised."""
+    n, t = split.visual.shape[:2]
+    v = split.visual.reshape(n * t, -1)
+    a = split.audio.reshape(n * t, -1)
+    zs_v, zs_a = [], []
+    for s in range(0, n * t, chunk):
+        h_v, h_a = model.encode(v[s:s + chunk], a[s:s + chunk])
+        zs_v.append(F.normalize(h_v, dim=1))
+        zs_a.append(F.normalize(h_a, dim=1))
+    z_v = torch.cat(zs_v).reshape(n, t, -1).mean(1)
+    z_a = torch.cat(zs_a).reshape(n, t, -1).mean(1)
+    return F.normalize(z_v, dim=1), F.normalize(z_a, dim=1)
+
+
+@torch.no_grad()
+def evaluate(model: AVARNet, split: AVARSplit, prefix: str, chunk: int = 8192) -> dict[str, float]:
+    """Clip top-1/top-5 and video top-1 (mean of the clip softmax predictions), in percent.
+
+    Scored against the clean labels where the split has them, else the given labels.
+    """
+    n, t = split.visual.shape[:2]
+    y = split.clean_label if split.clean_label is not None else split.label
+    v = split.visual.reshape(n * t, -1)
+    a = split.audio.reshape(n * t, -1)
+    logits = torch.cat([model(v[s:s + chunk], a[s:s + chunk]) for s in range(0, n * t, chunk)])
+    yc = y.repeat_interleave(t)
+    top5 = logits.topk(min(5, logits.shape[1]), dim=1).indices
+    prob = F.softmax(logits, dim=1).reshape(n, t, -1).mean(1)
+    return {
+        f"{prefix}/clip_top1": 100.0 * (top5[:, 0] == yc).double().mean().item(),
+        f"{prefix}/clip_top5": 100.0 * (top5 == yc[:, None]).any(1).double().mean().item(),
+        f"{prefix}/video_top1": 100.0 * (prob.argmax(1) == y).double().mean().item(),
+    }
+
+
+def _better(key: str, new: float, old: float | None) -> bool:
+    if old is None or math.isnan(old):
+        return not math.isnan(new)
+    return new < old if key.endswith("loss") else new > old
+
+
+def fit(cfg: Config, data_path: str | os.PathLike, *, reporter: Reporter | None = None,
+        resume_state: dict[str, Any] | None = None, device: str | torch.device | None = None) -> dict[str, float]:
+    """Trains the model and returns final and best metrics.
+
+    Args:
+        cfg: Hyper-parameters.
+        data_path: An AVAR data set (``avar-sim`` or ``avar`` kind) directory or file.
+        reporter: Called as ``reporter(epoch, metrics, state_fn)`` after every epoch.
+        resume_state: A dict returned by a ``state_fn`` to continue from.
+        device: Torch device (default: CUDA when available, else CPU).
+
+    Returns:
+        The last epoch's metrics, ``best/<key>`` for every ``val/``/``test/`` key at the epoch
+        selected by ``cfg.select_metric``, ``best_epoch``, ``test/...`` at that epoch when the data
+        set has a test split, and ``seed``.
+    """
+    if cfg.variant not in VARIANTS:
+        raise ValueError(f"unknown variant {cfg.variant!r}; expected one of {VARIANTS}")
+    dev = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    seed = set_seed(cfg.seed)
+    meta = read_meta(data_path)
+    train = load_avar(data_path, "train").to(dev)
+    val = load_avar(data_path, "val").to(dev)
+    test = load_avar(data_path, "test").to(dev) if meta["splits"].get("test", 0) else None
+    k = train.num_classes
+    n, t = train.visual.shape[:2]
+    rank, world = _dist()
+    use_ins = cfg.variant in ("ins", "full")
+    use_cat = cfg.variant in ("cat", "full")
+    if use_ins and cfg.batch_size <= k:
+        raise ValueError(f"batch_size={cfg.batch_size} must exceed the number of classes K={k} for the "
+                         f"instance-level loss (Sinkhorn equal partition over the batch)")
+    if cfg.batch_size < world:
+        raise ValueError(f"batch_size={cfg.batch_size} is smaller than the world size {world}")
+
+    model = AVARNet(train.visual.shape[-1], train.audio.shape[-1], k, hidden_dim=cfg.hidden_dim,
+                    embed_dim=cfg.embed_dim, cls_hidden=cfg.cls_hidden, ae_hidden=cfg.ae_hidden).to(dev)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    gen = torch.Generator().manual_seed(seed)
+
+    def refresh() -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        model.eval()
+        z_v, z_a = video_embeddings(model, train, cfg.eval_chunk)
+        om_v, om_a = cross_modal_omega(z_v, z_a, top_n=cfg.top_n, epsilon_v=cfg.epsilon_v,
+                                       epsilon_a=cfg.epsilon_a, tau1=cfg.tau1)
+        corrected = knn_correct(torch.cat([z_v, z_a], dim=1), train.label, k, cfg.knn_k)
+        return om_v, om_a, corrected
+
+    start = 0
+    best: dict[str, float] = {}
+    best_epoch = -1
+    last: dict[str, float] = {}
+    if resume_state is not None:
+        model.load_state_dict(resume_state["model"])
+        opt.load_state_dict(resume_state["optimizer"])
+        gen.set_state(resume_state["sampler_rng"])
+        torch.set_rng_state(resume_state["torch_rng"])
+        om_v = resume_state["omega_v"].to(dev)
+        om_a = resume_state["omega_a"].to(dev)
+        corrected = resume_state["corrected"].to(dev)
+        start = int(resume_state["epoch"])
+        best = dict(resume_state["best"])
+        best_epoch = int(resume_state["best_epoch"])
+        last = dict(resume_state["last"])
+    else:
+        om_v, om_a, corrected = refresh()
+
+    def state_fn() -> dict[str, Any]:
+        cpu = lambda sd: {k_: (v.detach().cpu().clone() if torch.is_tensor(v) else v) for k_, v in sd.items()}  # noqa: E731
+        return {
+            "model": cpu(model.state_dict()),
+            "optimizer": copy.deepcopy(opt.state_dict()),
+            "sampler_rng": gen.get_state(),
+            "torch_rng": torch.get_rng_state(),
+            "omega_v": om_v.cpu().clone(),
+            "omega_a": om_a.cpu().clone(),
+            "corrected": corrected.cpu().clone(),
+            "epoch": epoch + 1,
+            "best": dict(best),
+            "best_epoch": best_epoch,
+            "last": dict(last),
+            "config": asdict(cfg),
+            "seed": seed,
+        }
+
+    for epoch in range(start, cfg.epochs):
+        phase = phase_of(cfg, epoch)
+        alpha = alpha_at(cfg, epoch)
+        weights = omega_weights(om_v, om_a)
+        perm = torch.randperm(n, generator=gen).to(dev)
+        clip = torch.randint(t, (n,), generator=gen).to(dev)
+        model.train()
+        total, steps = 0.0, 0
+        for s in range(0, n, cfg.batch_size):
+            idx = perm[s:s + cfg.batch_size]
+            if phase == "contrastive" and use_ins and len(idx) <= k:
+                break  # the short tail cannot be equally partitioned into K clusters
+            if len(idx) < world:
+                break
+            idx = idx[rank::world]
+            v, a = train.visual[idx, clip[idx]], train.audio[idx, clip[idx]]
+            model.normalize_prototypes()
+            h_v, h_a = model.encode(v, a)
+            if phase in ("warmup", "ce"):
+                loss = F.cross_entropy(model.classify(h_v, h_a), train.label[idx])
+            elif phase == "hybrid":
+                loss = hybrid_loss(model.classify(h_v, h_a), train.label[idx], corrected[idx], alpha)
+            else:
+                z_v, z_a = F.normalize(h_v, dim=1), F.normalize(h_a, dim=1)
+                loss = h_v.new_zeros(())
+                if use_ins:
+                    loss = loss + instance_loss(z_v, z_a, model.protos, weights[idx], tau2=cfg.tau2,
+                                                sk_eps=cfg.sinkhorn_eps, sk_iters=cfg.sinkhorn_iters)
+                if use_cat:
+                    loss = loss + category_loss(z_v, z_a, model.protos_cat, model.ae, tau2=cfg.tau2,
+                                                tau_cat=cfg.tau_cat)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if world > 1:
+                for p in model.parameters():
+                    if p.grad is not None:
+                        torch.distributed.all_reduce(p.grad)
+                        p.grad /= world
+            opt.step()
+            total += float(loss.detach())
+            steps += 1
+
+        om_v, om_a, corrected = refresh()
+        metrics: dict[str, float] = {"epoch": float(epoch), "train/loss": total / max(steps, 1),
+                                     "train/alpha": alpha}
+        metrics.update(evaluate(model, val, "val", cfg.eval_chunk))
+        if test is not None:
+            metrics.update(evaluate(model, test, "test", cfg.eval_chunk))
+        if train.clean_label is not None:
+            metrics["train/corrected_label_acc"] = 100.0 * (corrected == train.clean_label).double().mean().item()
+            metrics["train/given_label_acc"] = 100.0 * (train.label == train.clean_label).double().mean().item()
+            om = (om_v + om_a) / 2
+            metrics["train/omega_auc"] = rank_auc(om, train.corr_ok)
+        if cfg.select_metric not in metrics:
+            raise KeyError(f"select_metric {cfg.select_metric!r} is not a reported metric; have {sorted(metrics)}")
+        if _better(cfg.select_metric, metrics[cfg.select_metric], best.get(cfg.select_metric)):
+            best = {k_: v for k_, v in metrics.items() if k_.startswith(("val/", "test/"))}
+            best_epoch = epoch
+        last = metrics
+        if reporter is not None:
+            reporter(epoch, dict(metrics), state_fn)
+
+    out = dict(last)
+    out.update({f"best/{k_}": v for k_, v in best.items()})
+    out.update({k_: v for k_, v in best.items() if k_.startswith("test/")})
+    out["best_epoch"] = float(best_epoch)
+    out["seed"] = float(seed)
+    return out

@@ -1,0 +1,224 @@
+"""Data specs -> data set paths: generating and caching presets, validating user paths.
+
+Specs:
+
+* ``llp-sim``, ``llp-sim-small``, ``llp-sim-tiny``: LLP-sim presets (see ``llp_sim.PRESETS``).
+* ``avar-sim``, ``avar-sim-small``, ``avar-sim-tiny``: simulated audio-visual action recognition
+  data, built by ``trainables.avar.data.make_avar_sim``.
+* ``llp=PATH``: a converted real LLP (or an LLP-sim) data set; ``avar=PATH``: a converted AVAR set.
+
+Presets are generated on first use into ``cache_root()/<preset>-<params_key>/`` and reused after.
+Generation happens in a temporary directory that is renamed into place, under a file lock, so
+concurrent trials on one machine build a preset once and never see a half-written one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import os
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from trainables.data import format as fmt
+from trainables.data import llp_sim
+
+LLP_PRESETS = tuple(llp_sim.PRESETS)
+AVAR_PRESETS = ("avar-sim", "avar-sim-small", "avar-sim-tiny")
+PRESETS: tuple[str, ...] = (*LLP_PRESETS, *AVAR_PRESETS)
+PATH_KINDS = {"llp": ("llp", "llp-sim"), "avar": None}  # None: any kind starting with "avar"
+_CPU_PRESET = {"llp-sim": "llp-sim-small", "avar-sim": "avar-sim-small"}
+
+
+def is_cpu_only() -> bool:
+    """True when no CUDA device is available (sweeps then use the small presets)."""
+    import torch  # lazy: keeps `import trainables.data.registry` light
+
+    return not torch.cuda.is_available()
+
+
+def cpu_preset(spec: str) -> str:
+    """The CPU-sized variant of a spec (``llp-sim`` -> ``llp-sim-small``); others unchanged."""
+    return _CPU_PRESET.get(spec, spec)
+
+
+def _avar_module():
+    try:
+        return importlib.import_module("trainables.avar.data")
+    except ImportError as e:
+        raise ValueError(f"AVAR presets need trainables.avar.data, which cannot be imported ({e})") from e
+
+
+def preset_params(name: str, seed: int = 0) -> tuple[str, dict[str, Any]]:
+    """The kind and cache-key parameters of a preset.
+
+    Raises:
+        ValueError: Unknown preset name.
+    """
+    if name in LLP_PRESETS:
+        pre = llp_sim.PRESETS[name]
+        return "llp-sim", {
+            "preset": name, "seed": int(seed), "version": llp_sim.SIM_VERSION,
+            "n_train": pre.n_train, "n_val": pre.n_val, "n_test": pre.n_test,
+            "float16": pre.float16, "average_frames": pre.average_frames, "sim": asdict(pre.params),
+        }
+    if name in AVAR_PRESETS:
+        mod = _avar_module()
+        presets = getattr(mod, "PRESETS", None)
+        # The AVAR module's own preset definition (if it exposes one) keys the cache, so a
+        # change there regenerates instead of reusing stale data.
+        definition = repr(presets.get(name)) if isinstance(presets, dict) else None
+        if definition is not None and " at 0x" in definition:
+            definition = None  # object reprs with addresses differ per process: useless as a key
+        return "avar-sim", {"preset": name, "seed": int(seed), "definition": definition,
+                            "version": getattr(mod, "SIM_VERSION", None)}
+    raise ValueError(f"unknown data preset {name!r}; expected one of {list(PRESETS)} or llp=PATH")
+
+
+def make_preset(name: str, out: str | os.PathLike, *, seed: int = 0) -> Path:
+    """Generates preset ``name`` into directory ``out`` (no caching).
+
+    Returns:
+        The path of the written data file (or directory, as the AVAR maker returns it).
+    """
+    if name in LLP_PRESETS:
+        return llp_sim.make_preset(name, out, seed=seed)
+    if name in AVAR_PRESETS:
+        return Path(_avar_module().make_avar_sim(name, Path(out), seed=seed))
+    raise ValueError(f"unknown data preset {name!r}; expected one of {list(PRESETS)}")
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: rely on the atomic rename alone
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _is_complete(d: Path) -> bool:
+    try:
+        fmt.read_meta(d)
+        return True
+    except (fmt.DataFormatError, OSError):
+        return False
+
+
+def cached_preset(
+    name: str, *, seed: int = 0, builder: Callable[[str, Path, int], Any] | None = None
+) -> Path:
+    """The cache directory of preset ``name``, generating it first if needed.
+
+    Args:
+        name: Preset name.
+        seed: Generation seed (part of the cache key).
+        builder: ``builder(name, out_dir, seed)`` that writes the data set; defaults to
+            :func:`make_preset` (tests pass a counting wrapper).
+
+    Returns:
+        The directory holding ``avtune.parquet``.
+    """
+    kind, params = preset_params(name, seed)
+    root = fmt.cache_root()
+    final = root / f"{name}-{fmt.params_key(kind, params)}"
+    if _is_complete(final):
+        return final
+    builder = builder or (lambda n, out, s: make_preset(n, out, seed=s))
+    with _locked(root / f".{final.name}.lock"):
+        if _is_complete(final):  # another process built it while we waited
+            return final
+        if final.exists():  # left by a crash before the rename cannot happen; be safe anyway
+            shutil.rmtree(final)
+        tmp = Path(tempfile.mkdtemp(prefix=f".tmp-{final.name}-", dir=root))
+        try:
+            builder(name, tmp, seed)
+            if not _is_complete(tmp):
+                raise fmt.DataFormatError(f"building preset {name!r} left no avtune data file in {tmp}")
+            os.rename(tmp, final)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if _is_complete(final):  # lost a race with a lock-less builder: theirs is as good
+                return final
+            raise
+    return final
+
+
+def _path_spec(spec: str) -> tuple[str, Path]:
+    prefix, _, raw = spec.partition("=")
+    if not raw:
+        raise ValueError(f"data spec {spec!r}: no path after '='")
+    path = Path(raw).expanduser()
+    if not path.exists():
+        raise ValueError(f"data spec {spec!r}: {path} does not exist")
+    try:
+        meta = fmt.read_meta(path)
+    except fmt.DataFormatError as e:
+        raise ValueError(f"data spec {spec!r}: {e}") from e
+    allowed = PATH_KINDS[prefix]
+    kind = meta.get("kind", "")
+    ok = kind.startswith("avar") if allowed is None else kind in allowed
+    if not ok:
+        want = "avar*" if allowed is None else " or ".join(allowed)
+        raise ValueError(f"data spec {spec!r}: {path} holds kind {kind!r}, expected {want}")
+    return kind, fmt.data_file(path).parent
+
+
+def resolve_data(spec: str, *, seed: int = 0) -> Path:
+    """Turns a data spec into the directory of an avtune data set.
+
+    Args:
+        spec: ``llp-sim``, ``llp-sim-small``, ``llp-sim-tiny``, ``avar-sim``, ``avar-sim-small``,
+            ``avar-sim-tiny``, ``llp=PATH`` or ``avar=PATH``.
+        seed: Generation seed of presets (ignored for paths).
+
+    Returns:
+        A directory holding ``avtune.parquet`` (presets are generated and cached on first use).
+
+    Raises:
+        ValueError: Unknown spec, or a path that is missing or of the wrong kind.
+    """
+    spec = spec.strip()
+    prefix = spec.partition("=")[0]
+    if "=" in spec and prefix in PATH_KINDS:
+        return _path_spec(spec)[1]
+    if spec in PRESETS:
+        return cached_preset(spec, seed=seed)
+    raise ValueError(
+        f"unknown data spec {spec!r}; expected one of {list(PRESETS)}, llp=PATH or avar=PATH"
+    )
+
+
+def describe_data(spec: str, *, seed: int = 0) -> str:
+    """One line saying what a spec is (sizes, storage, where it is cached); generates nothing."""
+    spec = spec.strip()
+    prefix = spec.partition("=")[0]
+    if "=" in spec and prefix in PATH_KINDS:
+        kind, d = _path_spec(spec)
+        meta = fmt.read_meta(d)
+        sizes = "/".join(str(meta["splits"].get(s, 0)) for s in fmt.SPLITS)
+        return (f"{spec}: {kind} data set, {sizes} train/val/test videos, truth for "
+                f"{', '.join(meta['truth_splits']) or 'no split'}, fingerprint {fmt.fingerprint(d)}")
+    if spec in LLP_PRESETS:
+        pre = llp_sim.PRESETS[spec]
+        kind, params = preset_params(spec, seed)
+        where = fmt.cache_root() / f"{spec}-{fmt.params_key(kind, params)}"
+        state = "cached" if _is_complete(where) else "generated on first use"
+        return (f"{spec}: simulated LLP (hidden truth for all splits), {pre.n_train}/{pre.n_val}/"
+                f"{pre.n_test} train/val/test videos, {'float16' if pre.float16 else 'float32'}, "
+                f"visual {'frame-averaged' if pre.average_frames else '8 frames'}, seed {seed}; "
+                f"{state} at {where}")
+    if spec in AVAR_PRESETS:
+        return f"{spec}: simulated audio-visual action recognition (trainables.avar.data), seed {seed}"
+    raise ValueError(f"unknown data spec {spec!r}; expected one of {list(PRESETS)}, llp=PATH or avar=PATH")

@@ -1,0 +1,179 @@
+"""The Hybrid Attention Network (HAN) for audio-visual video parsing, in plain PyTorch.
+
+Structure (restated from the HAN paper, see issue 4):
+
+* audio: ``Linear(Da -> d)``; visual: ``Linear(Dv -> d)`` per frame, averaged over the frames of
+  each segment (inputs may come pre-averaged: averaging commutes with the linear map, so the two
+  are the same function); motion: ``Linear(Dm -> d)``; visual and motion concatenated and fused
+  by ``Linear(2d -> d)``.
+* one hybrid attention layer *shared by both modalities*:
+  ``x + dropout(cross_attn(x, other)) + dropout(self_attn(x))``, LayerNorm, then a feed-forward
+  block with residual and LayerNorm. ``with_ca=False`` drops the cross-attention term and keeps
+  every weight (JoMoLD's noise estimator and its per-batch loss pass use it).
+* attentive MMIL pooling over segments (temporal softmax) and modalities (modality softmax).
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+class HANOutput(NamedTuple):
+    """What :class:`HAN` returns.
+
+    Attributes:
+        global_prob: (B, C) video-level probabilities.
+        a_prob: (B, C) audio-level (video-level, audio track) probabilities.
+        v_prob: (B, C) visual-level probabilities.
+        frame_prob: (B, T, 2, C) segment probabilities, index 0 audio, 1 visual.
+        a_feat: (B, T, d) audio segment features after the hybrid attention layer.
+        v_feat: (B, T, d) visual segment features after the hybrid attention layer.
+    """
+
+    global_prob: torch.Tensor
+    a_prob: torch.Tensor
+    v_prob: torch.Tensor
+    frame_prob: torch.Tensor
+    a_feat: torch.Tensor
+    v_feat: torch.Tensor
+
+
+class HybridAttentionLayer(nn.Module):
+    """One hybrid attention layer: self- plus cross-modal attention, then a feed-forward block.
+
+    Args:
+        d_model: Feature size.
+        nhead: Attention heads (HAN uses 1).
+        dim_feedforward: Hidden size of the feed-forward block (HAN uses 512).
+        dropout: Dropout on attention weights, on each attention branch and in the FF block.
+    """
+
+    def __init__(self, d_model: int = 512, nhead: int = 1, dim_feedforward: int = 512,
+                 dropout: float = 0.1) -> None:
+        super().__init__()
+        self.self_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
+        self.cm_attn = nn.MultiheadAttention(d_model, nhead, dropout=dropout, batch_first=True)
+        self.linear1 = nn.Linear(d_model, dim_feedforward)
+        self.linear2 = nn.Linear(dim_feedforward, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.drop_cm = nn.Dropout(dropout)
+        self.drop_self = nn.Dropout(dropout)
+        self.drop_ff = nn.Dropout(dropout)
+        self.drop_out = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor, other: torch.Tensor, with_ca: bool = True) -> torch.Tensor:
+        """Updates ``x`` (B, T, d) attending to itself and, if ``with_ca``, to ``other``."""
+        # need_weights=False lets PyTorch use its fused attention kernels.
+        s = self.self_attn(x, x, x, need_weights=False)[0]
+        y = x + self.drop_self(s)
+        if with_ca:
+            y = y + self.drop_cm(self.cm_attn(x, other, other, need_weights=False)[0])
+        y = self.norm1(y)
+        ff = self.linear2(self.drop_ff(F.relu(self.linear1(y))))
+        return self.norm2(y + self.drop_out(ff))
+
+
+class HAN(nn.Module):
+    """HAN with attentive MMIL pooling.
+
+    Args:
+        audio_dim: Audio feature size (VGGish: 128).
+        visual_dim: Per-frame visual feature size (ResNet-152: 2048).
+        motion_dim: Motion feature size (R(2+1)D-18: 512).
+        d_model: Hidden size.
+        num_classes: Event classes.
+        dropout: Dropout of the hybrid attention layer.
+    """
+
+    def __init__(self, audio_dim: int = 128, visual_dim: int = 2048, motion_dim: int = 512,
+                 d_model: int = 512, num_classes: int = 25, dropout: float = 0.1) -> None:
+        super().__init__()
+        self.audio_dim, self.visual_dim, self.motion_dim = audio_dim, visual_dim, motion_dim
+        self.fc_a = nn.Linear(audio_dim, d_model)
+        self.fc_v = nn.Linear(visual_dim, d_model)
+        self.fc_st = nn.Linear(motion_dim, d_model)
+        self.fc_fusion = nn.Linear(2 * d_model, d_model)
+        self.hat = HybridAttentionLayer(d_model, 1, d_model, dropout)
+        self.fc_prob = nn.Linear(d_model, num_classes)
+        self.fc_frame_att = nn.Linear(d_model, num_classes)
+        self.fc_av_att = nn.Linear(d_model, num_classes)
+
+    def forward(self, audio: torch.Tensor, visual: torch.Tensor, motion: torch.Tensor,
+                with_ca: bool = True) -> HANOutput:
+        """Runs the model.
+
+        Args:
+            audio: (B, T, Da).
+            visual: (B, T, Dv) frame-averaged, or (B, T, F, Dv) per frame.
+            motion: (B, T, Dm).
+            with_ca: Whether the hybrid attention layer uses its cross-modal term.
+
+        Returns:
+            A :class:`HANOutput`.
+        """
+        if audio.shape[-1] != self.audio_dim or visual.shape[-1] != self.visual_dim \
+                or motion.shape[-1] != self.motion_dim:
+            raise ValueError(
+                f"HAN expects feature sizes audio {self.audio_dim}, visual {self.visual_dim}, "
+                f"motion {self.motion_dim}; got {audio.shape[-1]}, {visual.shape[-1]}, "
+                f"{motion.shape[-1]}")
+        x_a = self.fc_a(audio)
+        v = self.fc_v(visual)
+        if v.dim() == 4:
+            v = v.mean(dim=2)
+        x_v = self.fc_fusion(torch.cat([v, self.fc_st(motion)], dim=-1))
+        # The same layer serves both modalities, each attending to the *input* of the other.
+        a_feat = self.hat(x_a, x_v, with_ca)
+        v_feat = self.hat(x_v, x_a, with_ca)
+        x = torch.stack([a_feat, v_feat], dim=2)  # (B, T, 2, d)
+        frame_prob = torch.sigmoid(self.fc_prob(x))
+        frame_att = torch.softmax(self.fc_frame_att(x), dim=1)
+        av_att = torch.softmax(self.fc_av_att(x), dim=2)
+        temporal_prob = frame_att * frame_prob
+        a_prob = temporal_prob[:, :, 0].sum(dim=1)
+        v_prob = temporal_prob[:, :, 1].sum(dim=1)
+        global_prob = (temporal_prob * av_att).sum(dim=2).sum(dim=1)
+        return HANOutput(global_prob, a_prob, v_prob, frame_prob, a_feat, v_feat)
+
+
+def _bce(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    # Attention-pooled probabilities can reach exactly 0/1 in low precision; clamp like the
+    # official code (BCE on probabilities, not logits) so the loss stays finite.
+    p = p.float().clamp(1e-7, 1 - 1e-7)
+    return F.binary_cross_entropy(p, y.float(), reduction="none")
+
+
+def han_loss(out: HANOutput, y: torch.Tensor, y_a: torch.Tensor, y_v: torch.Tensor,
+             weights: tuple[float, float, float] = (1.0, 1.0, 1.0),
+             reduction: str = "mean") -> torch.Tensor:
+    """HAN's loss: ``w_video*BCE(video, y) + w_audio*BCE(a, y_a) + w_visual*BCE(v, y_v)``.
+
+    Args:
+        out: Model output.
+        y: (B, C) weak video labels.
+        y_a: (B, C) audio targets (smoothed or refined weak labels).
+        y_v: (B, C) visual targets.
+        weights: ``(w_video, w_audio, w_visual)``.
+        reduction: ``"mean"`` (over all B*C entries of each term) or ``"sum"``.
+
+    Returns:
+        The scalar loss (float32).
+    """
+    w_g, w_a, w_v = weights
+    terms = (w_g * _bce(out.global_prob, y) + w_a * _bce(out.a_prob, y_a)
+             + w_v * _bce(out.v_prob, y_v))
+    if reduction == "mean":
+        return terms.mean()
+    if reduction == "sum":
+        return terms.sum()
+    raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+
+
+def per_label_bce(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Element-wise BCE ``(B, C)`` of probabilities ``p`` against targets ``y`` (float32)."""
+    return _bce(p, y)

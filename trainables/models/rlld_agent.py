@@ -1,0 +1,171 @@
+"""RLLD's label-denoising agent (policy network).
+
+For each video and modality the agent sees a *state*: the pre-extracted features of every segment
+concatenated with the video's original weak label vector (Eq. 1 of the RLLD paper; the
+``use_labels=False`` ablation drops the label part). A HAN-like hybrid attention layer (self- and
+cross-attention between the audio and visual state sequences, dot products scaled by sqrt(d)) turns
+the states into hidden states; a fully connected layer with a sigmoid gives, per class, the
+probability of *keeping* the label in that modality. Actions are Bernoulli draws per class and
+modality (Eq. 4) and the revised labels are ``action AND original label`` (Eq. 5).
+
+Pooling over time (our choice; the paper does not say): the hidden states are averaged over the
+segments before the FC layer, so the keep decision is a video-level one, as the labels are. The mean
+(rather than max or attention) is permutation-invariant and lets every segment receive gradient,
+which keeps the high-variance REINFORCE signal from concentrating on one segment.
+
+Initial keep probability (our choice): the FC bias starts at ``logit(keep_init)`` (default 0.9) so
+the untrained policy removes few labels and the jointly trained task network does not start from
+labels halved at random; ``keep_init=0.5`` gives the neutral initialisation.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import NamedTuple
+
+import torch
+from torch import nn
+
+
+class AgentOutput(NamedTuple):
+    """Keep probabilities per video and class.
+
+    Attributes:
+        p_a: (B, C) probability of keeping each audio label.
+        p_v: (B, C) probability of keeping each visual label.
+    """
+
+    p_a: torch.Tensor
+    p_v: torch.Tensor
+
+
+class HybridAttentionLayer(nn.Module):
+    """One hybrid attention layer shared by both modalities, as in HAN.
+
+    ``x + dropout(cross_attn(x, other)) + dropout(self_attn(x))``, LayerNorm, then a feed-forward
+    block with residual and LayerNorm. Single-head attention, so scores are scaled by sqrt(d).
+    """
+
+    def __init__(self, d_model: int, dim_feedforward: int | None = None, dropout: float = 0.1):
+        super().__init__()
+        ff = dim_feedforward or d_model
+        self.self_attn = nn.MultiheadAttention(d_model, 1, dropout=dropout, batch_first=True)
+        self.cross_attn = nn.MultiheadAttention(d_model, 1, dropout=dropout, batch_first=True)
+        self.linear1 = nn.Linear(d_model, ff)
+        self.linear2 = nn.Linear(ff, d_model)
+        self.norm1 = nn.LayerNorm(d_model)
+        self.norm2 = nn.LayerNorm(d_model)
+        self.dropout = nn.Dropout(dropout)
+        self.dropout1 = nn.Dropout(dropout)
+        self.dropout2 = nn.Dropout(dropout)
+
+    def _one(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        ca = self.cross_attn(x, other, other, need_weights=False)[0]
+        sa = self.self_attn(x, x, x, need_weights=False)[0]
+        x = self.norm1(x + self.dropout1(ca) + self.dropout2(sa))
+        return self.norm2(x + self.dropout(self.linear2(torch.relu(self.linear1(x)))))
+
+    def forward(self, a: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Updates both sequences, each attending to itself and to the other; (B, T, d) each."""
+        return self._one(a, v), self._one(v, a)
+
+
+class RLLDAgent(nn.Module):
+    """The label-denoising policy network.
+
+    Args:
+        audio_dim: Audio feature size per segment.
+        visual_dim: Visual (appearance) feature size per segment (or per frame, averaged).
+        motion_dim: Motion feature size per segment.
+        num_classes: Number of event classes C.
+        d_model: Hidden size of the hybrid attention layer.
+        dropout: Dropout inside the attention layer.
+        use_labels: Concatenate the original label vector to every segment's features (Eq. 1);
+            ``False`` is the paper's "w/o label input" ablation.
+        keep_init: Initial keep probability (bias of the FC layer; see the module docstring).
+    """
+
+    def __init__(
+        self,
+        audio_dim: int = 128,
+        visual_dim: int = 2048,
+        motion_dim: int = 512,
+        num_classes: int = 25,
+        d_model: int = 512,
+        dropout: float = 0.1,
+        use_labels: bool = True,
+        keep_init: float = 0.9,
+    ):
+        super().__init__()
+        if not 0.0 < keep_init < 1.0:
+            raise ValueError(f"keep_init must be in (0, 1), got {keep_init}")
+        self.use_labels = use_labels
+        self.num_classes = num_classes
+        extra = num_classes if use_labels else 0
+        self.fc_a = nn.Linear(audio_dim + extra, d_model)
+        self.fc_v = nn.Linear(visual_dim + motion_dim + extra, d_model)
+        self.hat = HybridAttentionLayer(d_model, d_model, dropout)
+        # Separate heads: keeping a label means different things for each modality.
+        self.head_a = nn.Linear(d_model, num_classes)
+        self.head_v = nn.Linear(d_model, num_classes)
+        b = math.log(keep_init / (1.0 - keep_init))
+        for head in (self.head_a, self.head_v):
+            nn.init.constant_(head.bias, b)
+
+    def forward(
+        self,
+        audio: torch.Tensor,
+        visual: torch.Tensor,
+        motion: torch.Tensor,
+        labels: torch.Tensor,
+    ) -> AgentOutput:
+        """Keep probabilities for every (video, class) pair in both modalities.
+
+        Args:
+            audio: (B, T, Da).
+            visual: (B, T, Dv) or (B, T, F, Dv) (frames are averaged).
+            motion: (B, T, Dm).
+            labels: (B, C) original weak labels, 0/1.
+
+        Returns:
+            :class:`AgentOutput` with (B, C) float32 probabilities.
+        """
+        w = self.fc_a.weight
+        audio = audio.to(w.dtype)
+        visual = visual.to(w.dtype)
+        motion = motion.to(w.dtype)
+        if visual.dim() == 4:
+            visual = visual.mean(dim=2)
+        sv = torch.cat([visual, motion], dim=-1)
+        sa = audio
+        if self.use_labels:
+            lab = labels.to(w.dtype).unsqueeze(1).expand(-1, audio.shape[1], -1)
+            sa = torch.cat([sa, lab], dim=-1)
+            sv = torch.cat([sv, lab], dim=-1)
+        ha, hv = self.hat(self.fc_a(sa), self.fc_v(sv))
+        p_a = torch.sigmoid(self.head_a(ha.mean(dim=1)).float())
+        p_v = torch.sigmoid(self.head_v(hv.mean(dim=1)).float())
+        return AgentOutput(p_a, p_v)
+
+
+def sample_actions(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Bernoulli actions (Eq. 4): 1 keeps the label, 0 removes it; same shape as ``p``, float 0/1."""
+    u = torch.rand(p.shape, generator=generator, device=p.device, dtype=p.dtype)
+    return (u < p).to(p.dtype)
+
+
+def revise_labels(actions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Revised labels (Eq. 5): ``action AND original label`` as float 0/1."""
+    return ((actions > 0.5) & (labels > 0.5)).to(torch.float32)
+
+
+def action_log_prob(p: torch.Tensor, actions: torch.Tensor, labels: torch.Tensor,
+                    eps: float = 1e-6) -> torch.Tensor:
+    """Log-probability of the actions per video, (B,).
+
+    Only classes whose original label is positive are counted: by Eq. 5 an action on an absent
+    label changes nothing, so its log-probability would only add variance to the gradient.
+    """
+    p = p.clamp(eps, 1.0 - eps)
+    lp = actions * torch.log(p) + (1.0 - actions) * torch.log1p(-p)
+    return (lp * (labels > 0.5).to(lp.dtype)).sum(dim=-1)

@@ -1,0 +1,820 @@
+"""RLLD: reinforcement-learning label denoising for audio-visual video parsing, in plain PyTorch.
+
+Two networks train jointly (restated from the RLLD paper, issue 6):
+
+* the label-denoising **agent** (:class:`trainables.models.rlld_agent.RLLDAgent`): per video and
+  modality it sees the segment features and the original weak labels and keeps or removes each
+  label with a Bernoulli action (Eq. 1-5);
+* the **task network**, HAN on the features only, trained on the revised labels: video-level
+  target ``y = rev_a OR rev_v`` (Eq. 6), audio/visual targets ``rev_a``/``rev_v`` (Eq. 7-8), with
+  JoMoLD's task settings (Adam 5e-4, x0.25 every 6 epochs, 25 epochs).
+
+A *step* is one state: a batch of 128 training videos; consecutive batches overlap by a quarter of
+their videos (stride 96, :func:`overlapping_batches`). Per step the agent acts, the task network
+takes one optimiser step on the revised labels, the learner publishes the task weights and
+requests a validation pass; the validation result is the *terminal reward* (audio branch:
+``seg_A/100 x 0.1``, visual branch: ``event_V/100 x 0.1``; metric per branch and scale
+configurable). The *soft inter-reward* per video and modality (:func:`inter_reward`) is
+``alpha1 * exp(-(KL(l_soft||l) + KL(l||l_soft))/2) + alpha2 * cos(l_soft, l)``. An action that
+removes every label of a video (both modalities) is undone and rewarded ``-1``
+(:func:`guard_all_removed`).
+
+Policy gradient (REINFORCE, Monte Carlo over the episode): each step's actions over its videos form
+an episode; ``grad J ~ mean_i (R_i - b) grad log pi(a_i | s_i)``. Since the terminal reward is one
+number per modality shared by the step's videos, the gradient splits exactly into three parts
+computed *at acting time*, from the very policy that acted:
+
+    g = G_known + R_term_a * G_a + R_term_v * G_v,
+    G_known = grad sum_i (R_inter_i - b) log pi_i   (and (-1 - b) for undone videos),
+    G_a     = grad sum_i log pi_a,i,   G_v = grad sum_i log pi_v,i   (videos not undone).
+
+These are what "keeping step t's log-probabilities" amounts to here: the learner stores the three
+gradients of step t (not an autograd graph, which later in-place optimiser steps would invalidate)
+and applies ``-g / B`` with Adam when step t's reward arrives. That is the exact on-policy gradient
+of step t, applied with a delay of at most ``staleness`` agent updates.
+
+Our additions (not in the paper), each switchable:
+
+* ``baseline=True``: a moving-average reward baseline per modality (variance reduction);
+* ``keep_init=0.9``: the agent starts by keeping most labels (see the agent module);
+* asynchronous rewards: evaluations run on an :class:`Evaluator` (in process here, a pool of Ray
+  actors in ``orchestrator/rlld_pool.py``); the learner only blocks when more than ``staleness``
+  evaluations are pending; ``sync=True`` waits for every reward (the paper's schedule).
+
+Inter-reward definition details (our reading, the paper gives only the formula): ``l_soft`` is
+the original label vector smoothed as ``(1 - s) * y + s / C`` (``s = inter_smoothing``) and both
+``l_soft`` and ``l`` are normalised to distributions over classes (``+ eps`` before normalising
+and inside the logs) for the KL terms; the cosine uses the unnormalised vectors.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import nn
+
+from trainables.data.avvp import AVVPSplit
+from trainables.models.rlld_agent import (
+    RLLDAgent,
+    action_log_prob,
+    revise_labels,
+    sample_actions,
+)
+from trainables.seed import set_seed
+
+Reporter = Callable[[int, dict[str, float], Callable[[], dict]], None]
+SCORE_NAMES = ("seg_A", "seg_V", "seg_AV", "seg_Type", "seg_Event",
+               "event_A", "event_V", "event_AV", "event_Type", "event_Event")
+
+
+@dataclass
+class Config:
+    """RLLD settings; defaults are the paper's (task settings as JoMoLD's) unless marked ours.
+
+    Attributes:
+        epochs: Training epochs.
+        batch_size: Videos per state (step).
+        overlap: Share of a state's videos shared with the next state (1/4 -> stride 96).
+        lr: Task network Adam learning rate.
+        lr_step: Task network StepLR period in epochs.
+        lr_gamma: Task network StepLR factor.
+        d_model: HAN hidden size.
+        dropout: HAN dropout.
+        protocol: Decoding protocol for validation/test scores (``han`` or ``jomold``).
+        threshold: Decoding threshold.
+        agent_lr: Agent Adam learning rate.
+        agent_d_model: Agent hidden size.
+        agent_dropout: Agent attention dropout.
+        use_label_input: Label vector in the state (Eq. 1); False is the "w/o label" ablation.
+        keep_init: Initial keep probability of the agent (ours).
+        use_inter_reward: Soft inter-reward on; False is the "w/o inter-reward" ablation.
+        alpha1: Weight of the KL-based term R1.
+        alpha2: Weight of the cosine term R2.
+        inter_smoothing: Label smoothing ``s`` of ``l_soft`` (ours: the paper gives no value).
+        inter_eps: Epsilon inside the logs of the KL terms.
+        terminal_metric_a: Validation score driving the audio branch's terminal reward.
+        terminal_metric_v: Validation score driving the visual branch's terminal reward.
+        terminal_scale: Terminal reward = score/100 x this.
+        all_removed_reward: Reward of an action that removed every label of a video.
+        baseline: Moving-average reward baseline (ours).
+        baseline_momentum: Its momentum.
+        staleness: Most evaluations pending before the learner blocks (S).
+        sync: Wait for every reward before the next step (the paper's schedule).
+        eval_batch_size: Videos per forward in validation passes.
+        eval_actors: Validation actors in the Ray pool (``orchestrator.rlld_pool``).
+        eval_actor_gpus: GPUs per actor (1, a fraction, or 0 for CPU actors).
+        eval_actor_cpus: CPUs per actor.
+        eval_max_restarts: Restarts of a dead actor before the pool gives up on it.
+        denoise_metrics: Score the agent's greedy decisions against train truth when present.
+        seed: Seed for :func:`trainables.seed.set_seed`.
+        select_metric: Validation metric selecting the reported epoch.
+    """
+
+    epochs: int = 25
+    batch_size: int = 128
+    overlap: float = 0.25
+    lr: float = 5e-4
+    lr_step: int = 6
+    lr_gamma: float = 0.25
+    d_model: int = 512
+    dropout: float = 0.1
+    protocol: str = "han"
+    threshold: float = 0.5
+    agent_lr: float = 1e-4
+    agent_d_model: int = 512
+    agent_dropout: float = 0.1
+    use_label_input: bool = True
+    keep_init: float = 0.9
+    use_inter_reward: bool = True
+    alpha1: float = 0.6
+    alpha2: float = 0.4
+    inter_smoothing: float = 0.1
+    inter_eps: float = 1e-6
+    terminal_metric_a: str = "seg_A"
+    terminal_metric_v: str = "event_V"
+    terminal_scale: float = 0.1
+    all_removed_reward: float = -1.0
+    baseline: bool = True
+    baseline_momentum: float = 0.9
+    staleness: int = 2
+    sync: bool = False
+    eval_batch_size: int = 2048
+    eval_actors: int = 2
+    eval_actor_gpus: float = 0.0
+    eval_actor_cpus: float = 1.0
+    eval_max_restarts: int = 3
+    denoise_metrics: bool = True
+    seed: int = 0
+    select_metric: str = "val/seg_Type"
+
+    def __post_init__(self) -> None:
+        for name in ("terminal_metric_a", "terminal_metric_v"):
+            if getattr(self, name) not in SCORE_NAMES:
+                raise ValueError(f"Config.{name}={getattr(self, name)!r}: expected one of "
+                                 f"{', '.join(SCORE_NAMES)}")
+        if not 0.0 <= self.overlap < 1.0:
+            raise ValueError(f"Config.overlap must be in [0, 1), got {self.overlap}")
+        if self.staleness < 0:
+            raise ValueError(f"Config.staleness must be >= 0, got {self.staleness}")
+        if self.batch_size < 1 or self.epochs < 0:
+            raise ValueError("Config.batch_size must be >= 1 and Config.epochs >= 0")
+
+
+# --------------------------------------------------------------------------------------------
+# Rewards
+# --------------------------------------------------------------------------------------------
+
+def soft_labels(y: torch.Tensor, smoothing: float) -> torch.Tensor:
+    """``l_soft = (1 - s) * y + s / C`` for (B, C) 0/1 labels."""
+    return (1.0 - smoothing) * y.float() + smoothing / y.shape[-1]
+
+
+def _as_dist(x: torch.Tensor, eps: float) -> torch.Tensor:
+    x = x.float() + eps
+    return x / x.sum(dim=-1, keepdim=True)
+
+
+def inter_reward(y: torch.Tensor, revised: torch.Tensor, *, alpha1: float = 0.6,
+                 alpha2: float = 0.4, smoothing: float = 0.1, eps: float = 1e-6) -> torch.Tensor:
+    """Soft inter-reward per video: ``alpha1 * R1 + alpha2 * R2`` (see the module docstring).
+
+    Args:
+        y: (B, C) original labels.
+        revised: (B, C) revised labels of one modality.
+        alpha1: Weight of ``R1 = exp(-(KL(l_soft||l) + KL(l||l_soft)) / 2)``.
+        alpha2: Weight of ``R2 = cos(l_soft, l)``.
+        smoothing: Smoothing of ``l_soft``.
+        eps: Epsilon in the logs and the normalisation.
+
+    Returns:
+        (B,) float32 rewards.
+    """
+    ls = soft_labels(y, smoothing)
+    p, q = _as_dist(ls, eps), _as_dist(revised, eps)
+    lp, lq = torch.log(p + eps), torch.log(q + eps)
+    kl_pq = (p * (lp - lq)).sum(-1)
+    kl_qp = (q * (lq - lp)).sum(-1)
+    r1 = torch.exp(-(kl_pq + kl_qp) / 2.0)
+    r2 = torch.nn.functional.cosine_similarity(ls, revised.float(), dim=-1, eps=eps)
+    return alpha1 * r1 + alpha2 * r2
+
+
+def guard_all_removed(y: torch.Tensor, rev_a: torch.Tensor, rev_v: torch.Tensor
+                      ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Undoes actions that removed every label of a video.
+
+    Args:
+        y: (B, C) original labels.
+        rev_a: (B, C) revised audio labels.
+        rev_v: (B, C) revised visual labels.
+
+    Returns:
+        ``(rev_a, rev_v, undone)``: labels with undone videos reset to ``y`` in both modalities,
+        and the (B,) bool mask of undone videos (they get ``all_removed_reward``).
+    """
+    had = y.sum(-1) > 0
+    undone = had & (rev_a.sum(-1) == 0) & (rev_v.sum(-1) == 0)
+    m = undone.unsqueeze(-1)
+    yf = y.float()
+    return torch.where(m, yf, rev_a), torch.where(m, yf, rev_v), undone
+
+
+def terminal_reward(metrics: Mapping[str, float], cfg: Config) -> tuple[float, float]:
+    """``(R_terminal_a, R_terminal_v)`` from a validation result (keys ``val/<score>``, 0..100)."""
+    def get(name: str) -> float:
+        for k in (f"val/{name}", name):
+            if k in metrics:
+                return float(metrics[k])
+        raise KeyError(f"validation result has no {name!r}; keys: {sorted(metrics)}")
+    s = cfg.terminal_scale / 100.0
+    return get(cfg.terminal_metric_a) * s, get(cfg.terminal_metric_v) * s
+
+
+def reinforce_loss(log_prob: torch.Tensor, reward: torch.Tensor, baseline: float = 0.0
+                   ) -> torch.Tensor:
+    """REINFORCE surrogate ``-mean((R - b) * log pi)``; minimising it ascends expected reward."""
+    return -((reward.detach() - baseline) * log_prob).mean()
+
+
+class MovingAverageBaseline:
+    """Exponential moving average of rewards (ours); the first update sets it directly."""
+
+    def __init__(self, momentum: float = 0.9, enabled: bool = True):
+        self.momentum = momentum
+        self.enabled = enabled
+        self.value = 0.0
+        self.initialised = False
+
+    def __call__(self) -> float:
+        return self.value if (self.enabled and self.initialised) else 0.0
+
+    def update(self, mean_reward: float) -> None:
+        if not self.initialised:
+            self.value, self.initialised = float(mean_reward), True
+        else:
+            self.value = self.momentum * self.value + (1.0 - self.momentum) * float(mean_reward)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"value": self.value, "initialised": self.initialised}
+
+    def load_state_dict(self, s: Mapping[str, Any]) -> None:
+        self.value, self.initialised = float(s["value"]), bool(s["initialised"])
+
+
+# --------------------------------------------------------------------------------------------
+# Batches
+# --------------------------------------------------------------------------------------------
+
+def stride_of(batch_size: int, overlap: float) -> int:
+    """Distance between the starts of consecutive states (128, 1/4 -> 96)."""
+    return max(1, batch_size - int(round(batch_size * overlap)))
+
+
+def overlapping_batches(n: int, batch_size: int, overlap: float,
+                        generator: torch.Generator | None = None) -> list[torch.Tensor]:
+    """One epoch of states: a shuffled order cut into windows of ``batch_size`` every stride.
+
+    Window k covers positions ``[k * stride, k * stride + batch_size)`` of the permutation, wrapping
+    around at the end, so consecutive windows share ``batch_size - stride`` videos and every video
+    is in at least one window. ``ceil(n / stride)`` windows; with ``n <= batch_size`` one window.
+    """
+    perm = torch.randperm(n, generator=generator)
+    if n <= batch_size:
+        return [perm]
+    stride = stride_of(batch_size, overlap)
+    steps = math.ceil(n / stride)
+    ar = torch.arange(batch_size)
+    return [perm[(k * stride + ar) % n] for k in range(steps)]
+
+
+# --------------------------------------------------------------------------------------------
+# Evaluators
+# --------------------------------------------------------------------------------------------
+
+class Evaluator(Protocol):
+    """Where terminal rewards come from.
+
+    ``submit(step, state_dict)`` requests a validation pass of the task weights of ``step``;
+    ``poll()`` returns (and forgets) the results that have arrived as ``[(step, metrics)]`` with
+    ``val/<score>`` keys (0..100) and ``eval_s`` (seconds the pass took); ``wait(step)`` blocks
+    until ``step``'s result is available to ``poll``; ``pending()`` counts submitted steps whose
+    results ``poll`` has not yet returned; ``close()`` releases resources. An evaluator may return
+    a step more than once (after a retry): the learner applies each step once.
+    Optional attribute ``num_workers`` (default 1) is used for the utilisation metric.
+    """
+
+    def submit(self, step: int, state_dict: Mapping[str, torch.Tensor]) -> None: ...
+
+    def poll(self) -> list[tuple[int, dict[str, float]]]: ...
+
+    def wait(self, step: int) -> None: ...
+
+    def pending(self) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def build_task_model(cfg: Config, dims: tuple[int, int, int], num_classes: int = 25) -> nn.Module:
+    """HAN sized for the data (``dims`` = audio, visual, motion feature sizes)."""
+    from trainables.models.han import HAN
+
+    a, v, m = dims
+    return HAN(audio_dim=a, visual_dim=v, motion_dim=m, d_model=cfg.d_model,
+               num_classes=num_classes, dropout=cfg.dropout)
+
+
+def validation_scores(model: nn.Module, split: AVVPSplit, cfg: Config) -> dict[str, float]:
+    """``val/<score>`` of ``model`` on ``split`` plus ``eval_s`` (the pass's wall time)."""
+    from trainables.train_common import predict, score
+
+    t0 = time.perf_counter()
+    probs = predict(model, split, batch_size=cfg.eval_batch_size)
+    out = score(probs, split, prefix="val", protocol=cfg.protocol, threshold=cfg.threshold)
+    out["eval_s"] = time.perf_counter() - t0
+    return out
+
+
+class LocalEvaluator:
+    """Synchronous in-process evaluator: ``submit`` runs the validation pass at once.
+
+    Args:
+        cfg: RLLD config (model size, protocol, threshold).
+        split: The validation split, already on ``device``.
+        device: Where the evaluation model lives.
+    """
+
+    num_workers = 1
+
+    def __init__(self, cfg: Config, split: AVVPSplit, device: torch.device | str = "cpu"):
+        from trainables.train_common import feature_dims
+
+        self.cfg = cfg
+        self.split = split
+        self.device = torch.device(device)
+        self.model = build_task_model(cfg, feature_dims(split), split.labels.shape[-1]).to(self.device)
+        self._ready: dict[int, dict[str, float]] = {}
+
+    @classmethod
+    def from_path(cls, cfg: Config, data_path, device: torch.device | str = "cpu") -> "LocalEvaluator":
+        """Loads the validation split of ``data_path`` onto ``device``."""
+        from trainables.train_common import load_resident
+
+        dev = torch.device(device)
+        return cls(cfg, load_resident(data_path, dev, splits=("val",))["val"], dev)
+
+    def evaluate(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, float]:
+        """Scores task weights on the validation split."""
+        self.model.load_state_dict(state_dict)
+        return validation_scores(self.model, self.split, self.cfg)
+
+    def submit(self, step: int, state_dict: Mapping[str, torch.Tensor]) -> None:
+        self._ready[int(step)] = self.evaluate(state_dict)
+
+    def poll(self) -> list[tuple[int, dict[str, float]]]:
+        out = sorted(self._ready.items())
+        self._ready.clear()
+        return out
+
+    def wait(self, step: int) -> None:
+        return None
+
+    def pending(self) -> int:
+        return len(self._ready)
+
+    def close(self) -> None:
+        self._ready.clear()
+
+
+# --------------------------------------------------------------------------------------------
+# The learner
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class _PendingStep:
+    step: int
+    g_known: list[torch.Tensor]
+    g_a: list[torch.Tensor]
+    g_v: list[torch.Tensor]
+    n: int
+    r_known_a: torch.Tensor  # (B,) inter rewards, or all_removed_reward for undone videos
+    r_known_v: torch.Tensor
+    undone: torch.Tensor  # (B,) bool
+    submitted_at: float
+    # Kept for inspection (tests, debugging); small next to the gradients.
+    idx: torch.Tensor | None = None
+    act_a: torch.Tensor | None = None
+    act_v: torch.Tensor | None = None
+    base_a: float = 0.0
+    base_v: float = 0.0
+
+
+@dataclass
+class _EpochStats:
+    loss: float = 0.0
+    agent_obj: float = 0.0
+    steps: int = 0
+    applied: int = 0
+    term_a: float = 0.0
+    term_v: float = 0.0
+    inter_sum: float = 0.0
+    inter_n: int = 0
+    pending_sum: float = 0.0
+    staleness_sum: float = 0.0
+    max_pending: int = 0
+    max_staleness: int = 0
+    eval_s: float = 0.0
+    duplicates: int = 0
+    kept_a: float = 0.0
+    kept_v: float = 0.0
+    positives: float = 0.0
+    undone: int = 0
+    videos: int = 0
+    wait_s: float = 0.0
+
+
+class Learner:
+    """Runs RLLD steps against an :class:`Evaluator`; :func:`fit` wraps it in the epoch loop.
+
+    Public for tests and benchmarks: ``applied_steps`` lists the steps whose rewards were applied,
+    in order; ``max_pending`` the most evaluations ever pending after a step.
+    """
+
+    def __init__(self, cfg: Config, train: AVVPSplit, evaluator: Evaluator,
+                 device: torch.device, *, dims: tuple[int, int, int]):
+        from trainables.train_common import make_optimizer
+
+        self.cfg = cfg
+        self.train = train
+        self.evaluator = evaluator
+        self.device = device
+        c = train.labels.shape[-1]
+        self.agent = RLLDAgent(*dims, num_classes=c, d_model=cfg.agent_d_model,
+                               dropout=cfg.agent_dropout, use_labels=cfg.use_label_input,
+                               keep_init=cfg.keep_init).to(device)
+        self.task = build_task_model(cfg, dims, c).to(device)
+        self.task_opt, self.task_sched = make_optimizer(self.task, cfg.lr, cfg.lr_step, cfg.lr_gamma)
+        self.agent_opt = torch.optim.Adam(self.agent.parameters(), lr=cfg.agent_lr)
+        self.params = [p for p in self.agent.parameters() if p.requires_grad]
+        self.base_a = MovingAverageBaseline(cfg.baseline_momentum, cfg.baseline)
+        self.base_v = MovingAverageBaseline(cfg.baseline_momentum, cfg.baseline)
+        self.batch_gen = torch.Generator().manual_seed(int(cfg.seed))
+        self.act_gen = torch.Generator(device=device).manual_seed(int(cfg.seed) + 1)
+        self.step = 0
+        self.pending: dict[int, _PendingStep] = {}
+        self.applied_steps: list[int] = []
+        self._applied_set: set[int] = set()
+        self.max_pending = 0
+        self.stats = _EpochStats()
+
+    # -- one step ----------------------------------------------------------------------------
+
+    def _inputs(self, idx: torch.Tensor):
+        from trainables.train_common import batch_inputs
+
+        return batch_inputs(self.train, idx, self.device)
+
+    def act_and_train(self, idx: torch.Tensor) -> None:
+        """Agent acts on the state ``idx``, task network steps on the revised labels, weights are
+        submitted for evaluation (blocking per the staleness bound), arrived rewards applied."""
+        from trainables.models.han import han_loss
+        from trainables.train_common import autocast
+
+        cfg, st = self.cfg, self.stats
+        idx = idx.to(self.device)
+        a, v, m = self._inputs(idx)
+        y = self.train.labels[idx]
+        self.agent.train()
+        with autocast(self.device):
+            out = self.agent(a, v, m, y)
+        p_a, p_v = out.p_a.float(), out.p_v.float()
+        act_a = sample_actions(p_a.detach(), self.act_gen)
+        act_v = sample_actions(p_v.detach(), self.act_gen)
+        rev_a, rev_v, undone = guard_all_removed(y, revise_labels(act_a, y), revise_labels(act_v, y))
+        if cfg.use_inter_reward:
+            kw = dict(alpha1=cfg.alpha1, alpha2=cfg.alpha2, smoothing=cfg.inter_smoothing,
+                      eps=cfg.inter_eps)
+            ri_a, ri_v = inter_reward(y, rev_a, **kw), inter_reward(y, rev_v, **kw)
+        else:
+            ri_a = torch.zeros(len(idx), device=self.device)
+            ri_v = torch.zeros_like(ri_a)
+        r_known_a = torch.where(undone, torch.full_like(ri_a, cfg.all_removed_reward), ri_a)
+        r_known_v = torch.where(undone, torch.full_like(ri_v, cfg.all_removed_reward), ri_v)
+        lp_a = action_log_prob(p_a, act_a, y)
+        lp_v = action_log_prob(p_v, act_v, y)
+        ok = (~undone).float()
+        s_known = ((r_known_a - self.base_a()) * lp_a + (r_known_v - self.base_v()) * lp_v).sum()
+        g_known = torch.autograd.grad(s_known, self.params, retain_graph=True, allow_unused=True)
+        g_a = torch.autograd.grad((ok * lp_a).sum(), self.params, retain_graph=True,
+                                  allow_unused=True)
+        g_v = torch.autograd.grad((ok * lp_v).sum(), self.params, allow_unused=True)
+        zero = [torch.zeros_like(p) for p in self.params] if any(
+            g is None for g in (*g_known, *g_a, *g_v)) else None
+        fix = (lambda gs: [g if g is not None else zero[i] for i, g in enumerate(gs)])
+        rec = _PendingStep(self.step, fix(g_known), fix(g_a), fix(g_v), len(idx),
+                           r_known_a.detach(), r_known_v.detach(), undone, time.perf_counter(),
+                           idx, act_a, act_v, self.base_a(), self.base_v())
+
+        # Task network on the revised labels (Eq. 6-8).
+        self.task.train()
+        y_vid = torch.maximum(rev_a, rev_v)
+        with autocast(self.device):
+            t_out = self.task(a, v, m)
+        loss = han_loss(t_out, y_vid, rev_a, rev_v)
+        self.task_opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.task_opt.step()
+
+        pos = y.sum()
+        st.loss += float(loss.detach())
+        st.steps += 1
+        st.kept_a += float((rev_a * y).sum())
+        st.kept_v += float((rev_v * y).sum())
+        st.positives += float(pos)
+        st.undone += int(undone.sum())
+        st.videos += len(idx)
+        st.inter_sum += float(ri_a.sum() + ri_v.sum())
+        st.inter_n += 2 * len(idx)
+
+        self.pending[self.step] = rec
+        self.evaluator.submit(self.step, self.publish())
+        self.step += 1
+        self.collect(block=cfg.sync)
+
+    def publish(self) -> dict[str, torch.Tensor]:
+        """A snapshot of the task weights (detached clones: training goes on meanwhile)."""
+        return {k: t.detach().clone() for k, t in self.task.state_dict().items()}
+
+    # -- rewards -----------------------------------------------------------------------------
+
+    def collect(self, block: bool) -> None:
+        """Applies arrived rewards, then blocks while the oldest pending step is more than
+        ``staleness`` steps old (so at most ``staleness`` evaluations stay pending), or until none
+        is pending when ``block``."""
+        st = self.stats
+        self._apply(self.evaluator.poll())
+        # Bounding the age of the oldest pending step (not just the count) also bounds each
+        # reward's delay when actors finish out of order: at most S later steps are taken before
+        # step t's update is applied, and at most S evaluations are pending after a step.
+        limit = 0 if block else self.cfg.staleness
+        while self.pending and min(self.pending) < self.step - limit:
+            oldest = min(self.pending)
+            t0 = time.perf_counter()
+            self.evaluator.wait(oldest)
+            st.wait_s += time.perf_counter() - t0
+            got = self.evaluator.poll()
+            if not got and oldest in self.pending and self.evaluator.pending() == 0:
+                raise RuntimeError(f"evaluator lost step {oldest}: nothing pending, no result")
+            self._apply(got)
+        n_pending = len(self.pending)
+        st.pending_sum += n_pending
+        st.max_pending = max(st.max_pending, n_pending)
+        self.max_pending = max(self.max_pending, n_pending)
+
+    def drain(self) -> None:
+        """Waits for and applies every pending reward."""
+        self.collect(block=True)
+
+    def _apply(self, results: list[tuple[int, dict[str, float]]]) -> None:
+        for step, metrics in sorted(results, key=lambda r: r[0]):
+            step = int(step)
+            if step in self._applied_set or step not in self.pending:
+                self.stats.duplicates += 1
+                continue
+            self._apply_one(self.pending.pop(step), metrics)
+
+    def _apply_one(self, rec: _PendingStep, metrics: Mapping[str, float]) -> None:
+        cfg, st = self.cfg, self.stats
+        rt_a, rt_v = terminal_reward(metrics, cfg)
+        grads = [-(gk + rt_a * ga + rt_v * gv) / rec.n
+                 for gk, ga, gv in zip(rec.g_known, rec.g_a, rec.g_v)]
+        for p, g in zip(self.params, grads):
+            p.grad = g
+        self.agent_opt.step()
+        self.agent_opt.zero_grad(set_to_none=True)
+        okf = (~rec.undone).float()
+        r_a = rec.r_known_a + rt_a * okf
+        r_v = rec.r_known_v + rt_v * okf
+        st.agent_obj += float(((r_a - self.base_a()).mean() + (r_v - self.base_v()).mean()) / 2)
+        self.base_a.update(float(r_a.mean()))
+        self.base_v.update(float(r_v.mean()))
+        st.term_a += rt_a
+        st.term_v += rt_v
+        st.eval_s += float(metrics.get("eval_s", 0.0))
+        lag = (self.step - 1) - rec.step
+        st.staleness_sum += lag
+        st.max_staleness = max(st.max_staleness, lag)
+        st.applied += 1
+        self.applied_steps.append(rec.step)
+        self._applied_set.add(rec.step)
+
+    # -- epochs ------------------------------------------------------------------------------
+
+    def run_epoch(self) -> dict[str, float]:
+        """One pass over the overlapping states, then drains pending rewards; returns metrics."""
+        self.stats = _EpochStats()
+        t0 = time.perf_counter()
+        for idx in overlapping_batches(len(self.train), self.cfg.batch_size, self.cfg.overlap,
+                                       self.batch_gen):
+            self.act_and_train(idx)
+        self.drain()
+        self.task_sched.step()
+        wall = time.perf_counter() - t0
+        st = self.stats
+        workers = max(1, int(getattr(self.evaluator, "num_workers", 1)))
+        steps = max(1, st.steps)
+        applied = max(1, st.applied)
+        return {
+            "train/loss": st.loss / steps,
+            "train/agent_advantage": st.agent_obj / applied,
+            "train/kept_a": st.kept_a / max(1.0, st.positives),
+            "train/kept_v": st.kept_v / max(1.0, st.positives),
+            "train/undone": st.undone / max(1, st.videos),
+            "reward/terminal_a": st.term_a / applied,
+            "reward/terminal_v": st.term_v / applied,
+            "reward/inter": st.inter_sum / max(1, st.inter_n),
+            "reward/pending": st.pending_sum / steps,
+            "reward/applied": float(st.applied),
+            "reward/duplicates": float(st.duplicates),
+            "rlld/staleness": st.staleness_sum / applied,
+            "rlld/max_staleness": float(st.max_staleness),
+            "rlld/max_pending": float(st.max_pending),
+            "rlld/actor_util": min(1.0, st.eval_s / (wall * workers)) if wall > 0 else 0.0,
+            "rlld/wait_s": st.wait_s,
+            "rlld/steps_per_s": st.steps / wall if wall > 0 else 0.0,
+            "time/epoch_s": wall,
+        }
+
+    @torch.no_grad()
+    def greedy_removals(self, split: AVVPSplit, chunk: int = 1024
+                        ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The agent's deterministic decisions (keep iff p >= 0.5) over a split.
+
+        Returns:
+            ``(removed_a, removed_v, p_a, p_v)``: bool (N, C) removals (after the all-removed
+            guard) and the keep probabilities.
+        """
+        from trainables.train_common import autocast, batch_inputs
+
+        self.agent.eval()
+        ra, rv, pa, pv = [], [], [], []
+        for s in range(0, len(split), chunk):
+            idx = torch.arange(s, min(s + chunk, len(split)), device=self.device)
+            a, v, m = batch_inputs(split, idx, self.device)
+            y = split.labels[idx]
+            with autocast(self.device):
+                out = self.agent(a, v, m, y)
+            keep_a = (out.p_a >= 0.5).float()
+            keep_v = (out.p_v >= 0.5).float()
+            rev_a, rev_v, _ = guard_all_removed(y, revise_labels(keep_a, y), revise_labels(keep_v, y))
+            ra.append((y > 0.5) & (rev_a < 0.5))
+            rv.append((y > 0.5) & (rev_v < 0.5))
+            pa.append(out.p_a.float())
+            pv.append(out.p_v.float())
+        self.agent.train()
+        return torch.cat(ra), torch.cat(rv), torch.cat(pa), torch.cat(pv)
+
+    def denoise_scores(self) -> dict[str, float]:
+        """``denoise/...`` and ``noise_ratio/...`` of the greedy policy against train truth."""
+        from trainables.metrics.denoise import denoise_quality, noise_ratio_mae
+
+        tr = self.train
+        ra, rv, _, _ = self.greedy_removals(tr)
+        labels = tr.labels > 0.5
+        true_a = tr.gt_audio.bool().any(dim=1)
+        true_v = tr.gt_visual.bool().any(dim=1)
+        pos = labels.float().sum(0).clamp_min(1.0)
+        est_a = (ra.float().sum(0) / pos)
+        est_v = (rv.float().sum(0) / pos)
+        args = [t.cpu().numpy() for t in (ra, rv, labels, true_a, true_v)]
+        out = {k: float(x) for k, x in denoise_quality(*args).items()}
+        out.update({k: float(x) for k, x in noise_ratio_mae(
+            est_a.cpu().numpy(), est_v.cpu().numpy(), *[t.cpu().numpy() for t in
+                                                       (labels, true_a, true_v)]).items()})
+        return out
+
+    # -- checkpoints -------------------------------------------------------------------------
+
+    def state_dict(self) -> dict[str, Any]:
+        if self.pending:
+            raise RuntimeError("drain() before checkpointing: rewards are pending")
+        return {
+            "agent": self.agent.state_dict(),
+            "task": self.task.state_dict(),
+            "agent_opt": self.agent_opt.state_dict(),
+            "task_opt": self.task_opt.state_dict(),
+            "task_sched": self.task_sched.state_dict(),
+            "base_a": self.base_a.state_dict(),
+            "base_v": self.base_v.state_dict(),
+            "batch_gen": self.batch_gen.get_state(),
+            "act_gen": self.act_gen.get_state(),
+            "step": self.step,
+        }
+
+    def load_state_dict(self, s: Mapping[str, Any]) -> None:
+        self.agent.load_state_dict(s["agent"])
+        self.task.load_state_dict(s["task"])
+        self.agent_opt.load_state_dict(s["agent_opt"])
+        self.task_opt.load_state_dict(s["task_opt"])
+        self.task_sched.load_state_dict(s["task_sched"])
+        self.base_a.load_state_dict(s["base_a"])
+        self.base_v.load_state_dict(s["base_v"])
+        self.batch_gen.set_state(s["batch_gen"].cpu())
+        self.act_gen.set_state(s["act_gen"].cpu())
+        self.step = int(s["step"])
+
+
+# --------------------------------------------------------------------------------------------
+# Entry point
+# --------------------------------------------------------------------------------------------
+
+def fit(cfg: Config, data_path, *, reporter: Reporter | None = None,
+        resume_state: Mapping[str, Any] | None = None, device=None,
+        evaluator: Evaluator | None = None) -> dict[str, float]:
+    """Trains RLLD (agent + HAN) and returns the selected epoch's metrics plus ``test/...``.
+
+    Args:
+        cfg: Settings.
+        data_path: An AVVP data set (LLP or LLP-sim) in avtune's format.
+        reporter: ``reporter(epoch, metrics, state_fn)`` after every epoch.
+        resume_state: A ``state_fn()`` dict to continue from.
+        device: Torch device (default: CUDA when available).
+        evaluator: Source of terminal rewards (default: an in-process :class:`LocalEvaluator`).
+            ``fit`` closes it when done.
+
+    Returns:
+        Selected-epoch metrics (``epoch``, ``train/loss``, ``reward/...``, ``rlld/...``,
+        ``val/...``, ``denoise/...`` when train truth exists), ``test/...`` of the selected task
+        weights, ``best_epoch``, ``seed``, ``time/total_s`` and ``rlld/steps_per_s`` (whole run).
+    """
+    from trainables.train_common import (
+        BestTracker,
+        config_dict,
+        evaluate,
+        feature_dims,
+        load_resident,
+        resolve_device,
+        rng_state,
+        select_mode,
+        set_rng_state,
+    )
+
+    seed = set_seed(cfg.seed)
+    dev = resolve_device(device)
+    data = load_resident(data_path, dev)
+    dims = feature_dims(data["train"])
+    own = evaluator is None
+    if own:
+        evaluator = LocalEvaluator(cfg, data["val"], dev)
+    t_start = time.perf_counter()
+    try:
+        learner = Learner(cfg, data["train"], evaluator, dev, dims=dims)
+        best = BestTracker(cfg.select_metric, select_mode(cfg.select_metric))
+        history: list[dict[str, float]] = []
+        start = 0
+        steps_total, time_total = 0, 0.0
+        if resume_state is not None:
+            learner.load_state_dict(resume_state["learner"])
+            best.load_state_dict(resume_state["best"])
+            history = [dict(h) for h in resume_state.get("history", [])]
+            set_rng_state(resume_state["rng"])
+            start = int(resume_state["epoch"]) + 1
+        for epoch in range(start, cfg.epochs):
+            metrics: dict[str, float] = {"epoch": float(epoch)}
+            metrics.update(learner.run_epoch())
+            steps_total += learner.stats.steps
+            time_total += metrics["time/epoch_s"]
+            if cfg.denoise_metrics and data["train"].has_truth:
+                metrics.update(learner.denoise_scores())
+            metrics.update(evaluate(learner.task, data["val"], prefix="val",
+                                    protocol=cfg.protocol, threshold=cfg.threshold))
+            best.update(epoch, metrics, learner.task)
+            history.append(dict(metrics))
+
+            def state_fn(epoch=epoch) -> dict:
+                return {"epoch": epoch, "learner": learner.state_dict(),
+                        "best": best.state_dict(), "history": history, "rng": rng_state(),
+                        "config": config_dict(cfg)}
+
+            if reporter is not None:
+                reporter(epoch, dict(metrics), state_fn)
+        result = dict(best.metrics)
+        result["best_epoch"] = float(best.epoch)
+        result["seed"] = float(seed)
+        if best.weights is not None and "test" in data and data["test"].has_truth:
+            current = {k: t.detach().clone() for k, t in learner.task.state_dict().items()}
+            learner.task.load_state_dict(best.weights)
+            result.update(evaluate(learner.task, data["test"], prefix="test",
+                                   protocol=cfg.protocol, threshold=cfg.threshold))
+            learner.task.load_state_dict(current)
+        result["time/total_s"] = time.perf_counter() - t_start
+        if steps_total:
+            result["rlld/run_steps_per_s"] = steps_total / max(time_total, 1e-9)
+        return result
+    finally:
+        evaluator.close()
+
