@@ -46,6 +46,7 @@ except ImportError:  # pragma: no cover
     ActorUnavailableError = RayActorError  # type: ignore[misc,assignment]
 
 _ACTOR_ERRORS = (RayActorError, ActorUnavailableError)
+RESTART_GRACE_S = 30.0
 
 
 def _cfg_dict(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
@@ -119,7 +120,7 @@ class RayValidationPool:
             pass as long as a real LLP one on a tiny data set).
     """
 
-    def __init__(self, cfg: Config | Mapping[str, Any], data_path, *, max_resubmits: int = 3,
+    def __init__(self, cfg: Config | Mapping[str, Any], data_path, *, max_resubmits: int = 5,
                  placement_group="current", slowdown_s: float = 0.0):
         n, gpus, cpus, restarts = _pool_settings(cfg)
         self.num_workers = n
@@ -146,6 +147,7 @@ class RayValidationPool:
         self._ready: dict[int, dict[str, float]] = {}
         self._delivered: set[int] = set()
         self._load = [0] * n
+        self._failed_at = [float("-inf")] * n  # last failure per actor (restart in progress)
         self.resubmits = 0
         self.duplicates = 0
 
@@ -199,7 +201,11 @@ class RayValidationPool:
         return list(self._load)
 
     def _launch(self, step: int, avoid: int | None = None) -> None:
-        order = sorted(range(len(self.actors)), key=lambda i: (i == avoid, self._load[i], i))
+        # Prefer actors not seen failing in the last RESTART_GRACE_S seconds (a restarting actor
+        # rejects calls), then the least loaded.
+        now = time.monotonic()
+        order = sorted(range(len(self.actors)), key=lambda i: (
+            i == avoid, now - self._failed_at[i] < RESTART_GRACE_S, self._load[i], i))
         i = order[0]
         ref = self.actors[i].evaluate.remote(step, self._weights[step])
         self._inflight[ref] = (step, i)
@@ -221,6 +227,7 @@ class RayValidationPool:
             except (*_ACTOR_ERRORS, GetTimeoutError) as e:
                 self._retry(step, i, e)
                 continue
+            self._failed_at[i] = float("-inf")
             if got_step in self._ready or got_step in self._delivered:
                 self.duplicates += 1
                 continue
@@ -229,10 +236,14 @@ class RayValidationPool:
             self._tries.pop(got_step, None)
 
     def _retry(self, step: int, actor: int, err: Exception) -> None:
+        self._failed_at[actor] = time.monotonic()
         self._tries[step] = self._tries.get(step, 0) + 1
         if self._tries[step] > self.max_resubmits:
             raise RuntimeError(f"validation of step {step} failed {self._tries[step]} times; "
                                f"last error: {err}") from err
         self.resubmits += 1
-        # With several actors, another one takes it now; alone, the restarted actor queues it.
-        self._launch(step, avoid=actor if len(self.actors) > 1 else None)
+        others = len(self.actors) > 1
+        if not others:
+            # The only actor is restarting: give it time before calling it again.
+            time.sleep(min(5.0, 0.5 * 2 ** (self._tries[step] - 1)))
+        self._launch(step, avoid=actor if others else None)

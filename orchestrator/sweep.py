@@ -25,8 +25,6 @@ from typing import Any
 
 from search_spaces.base import SweepSpec
 
-DATA_SPEC = re.compile(r"^(llp-sim(-small|-tiny)?|avar-sim(-small|-tiny)?|llp=.+)$")
-
 
 class SweepError(Exception):
     """Bad input to the sweep CLI; the message says what and where."""
@@ -116,14 +114,6 @@ def _seed(s: str) -> int:
     return v
 
 
-def _data(s: str) -> str:
-    if not DATA_SPEC.match(s):
-        raise argparse.ArgumentTypeError(
-            f"unknown data spec {s!r}; use llp-sim, llp-sim-small, llp-sim-tiny, llp=PATH, "
-            "avar-sim, avar-sim-small or avar-sim-tiny")
-    return s
-
-
 def _keyval(s: str) -> tuple[str, str]:
     key, sep, val = s.partition("=")
     if not sep or not key.strip():
@@ -142,7 +132,7 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=_positive_int("--num-samples"),
                    help="trials (grid: repetitions of the grid); default from the sweep")
     p.add_argument("--max-epochs", type=_positive_int("--max-epochs"), help="epochs per trial")
-    p.add_argument("--data", type=_data, help="llp-sim | llp-sim-small | llp-sim-tiny | llp=PATH | avar-sim*")
+    p.add_argument("--data", help="llp-sim | llp-sim-small | llp-sim-tiny | llp=PATH | avar-sim[-small|-tiny] | avar=PATH")
     p.add_argument("--gpus-per-trial", type=_nonneg_float("--gpus-per-trial"),
                    help="GPUs per trial (per worker with --workers-per-trial); fractions share a GPU")
     p.add_argument("--cpus-per-trial", type=_nonneg_float("--cpus-per-trial", strictly_positive=True),
@@ -285,6 +275,13 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
                          f"{spec.cpu_epochs} epochs, {spec.cpu_num_samples} trials); "
                          "--data/--max-epochs/--num-samples override it")
     data = args.data or data
+    try:
+        from trainables.data.registry import describe_data
+
+        plan_data_desc = describe_data(data)
+    except ValueError as e:
+        raise SweepError(f"--data: {e}") from None
+    del plan_data_desc  # validated; describe_plan prints it
     epochs = args.max_epochs or epochs
     num_samples = args.num_samples or (1 if args.grid else samples)
     gpus = args.gpus_per_trial if args.gpus_per_trial is not None else (0.125 if has_gpu else 0.0)

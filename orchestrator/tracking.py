@@ -31,7 +31,7 @@ _RAY_KEYS = {"training_iteration", "time_this_iter_s", "time_total_s", "timestam
              "time_since_restore", "iterations_since_restore", "done", "trial_id", "date",
              "hostname", "node_ip", "checkpoint_dir_name", "should_checkpoint", "config",
              # logged as params or only steering the trainable
-             "seed", "workers", "final"}
+             "seed", "workers", "final", "replay"}
 
 
 def flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
@@ -77,11 +77,12 @@ class MLflowSweepTracker:
         self._parent: str | None = None
         self._children: dict[str, str] = {}
         self._best: dict[str, tuple[float, float]] = {}
+        self._logged: dict[str, dict[int, dict[str, float]]] = {}
 
     def __getstate__(self) -> dict:
         # Clients and cached ids are rebuilt after unpickling (e.g. by Tuner.restore).
         state = self.__dict__.copy()
-        state.update(_client=None, _exp_id=None, _parent=None, _children={}, _best={})
+        state.update(_client=None, _exp_id=None, _parent=None, _children={}, _best={}, _logged={})
         return state
 
     @property
@@ -149,13 +150,20 @@ class MLflowSweepTracker:
         from mlflow.entities import Metric
 
         rid = self.child_run_id(trial_id, trial_name, config)
+        replay = result.get("replay")
+        if isinstance(replay, Mapping) and "epoch" in replay:
+            self._log_replay(rid, replay)
         metrics = numeric_metrics(result)
         step = int(metrics.get("epoch", result.get("training_iteration", 0)))
         ts = int(float(result.get("timestamp", 0)) * 1000) or None
         import time
 
         ts = ts or int(time.time() * 1000)
-        batch = [Metric(k, v, ts, step) for k, v in metrics.items()]
+        # fit's final report repeats the selected epoch's values at that epoch's step; log only
+        # what is new there (the test scores) so histories hold one point per epoch.
+        seen = self._logged.get(trial_id, {}).get(step, {})
+        batch = [Metric(k, v, ts, step) for k, v in metrics.items() if seen.get(k) != v]
+        self._logged.setdefault(trial_id, {})[step] = {**seen, **metrics}
         for i in range(0, len(batch), 500):
             self.client.log_batch(rid, metrics=batch[i:i + 500])
         extra = {k: result[k] for k in ("seed", "data_fingerprint", "data", "device") if k in result}
@@ -167,6 +175,19 @@ class MLflowSweepTracker:
             better = old is None or (v > old[0] if self.mode == "max" else v < old[0])
             if better:
                 self._best[trial_id] = (v, float(step))
+
+    def _log_replay(self, rid: str, replay: Mapping[str, Any]) -> None:
+        """Logs a resumed trial's checkpointed epoch unless that step is already in MLflow."""
+        from mlflow.entities import Metric
+        import time
+
+        metrics = numeric_metrics(replay)
+        step = int(metrics.get("epoch", 0))
+        probe = next((k for k in metrics if k != "epoch"), "epoch")
+        if any(m.step == step for m in self.client.get_metric_history(rid, probe)):
+            return
+        now = int(time.time() * 1000)
+        self.client.log_batch(rid, metrics=[Metric(k, v, now, step) for k, v in metrics.items()])
 
     def finish_trial(self, trial_id: str, trial_name: str, config: Mapping[str, Any],
                      status: str) -> None:

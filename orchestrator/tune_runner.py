@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 STATE_FILE = "state.pt"
+METRICS_FILE = "metrics.json"
 PLAN_FILE = "avtune_plan.json"
 
 
@@ -41,29 +42,40 @@ def trial_overrides(plan: Mapping[str, Any], config: Mapping[str, Any]) -> dict[
     return {**plan["base"], **tuned, **consts, "epochs": plan["epochs"], "seed": plan["seed"]}
 
 
-def _save_state(state: dict, directory: str) -> None:
+def _save_state(state: dict, metrics: Mapping[str, Any], directory: str) -> None:
+    import json
+
     import torch
 
     torch.save(state, os.path.join(directory, STATE_FILE))
+    with open(os.path.join(directory, METRICS_FILE), "w") as f:
+        json.dump(dict(metrics), f)
 
 
-def _load_state(checkpoint) -> dict | None:
+def _load_state(checkpoint) -> tuple[dict | None, dict | None]:
+    """``(state, metrics)`` of a Ray checkpoint (``(None, None)`` without one)."""
+    import json
+
     import torch
 
     if checkpoint is None:
-        return None
+        return None, None
     with checkpoint.as_directory() as d:
-        return torch.load(os.path.join(d, STATE_FILE), weights_only=True, map_location="cpu")
+        state = torch.load(os.path.join(d, STATE_FILE), weights_only=True, map_location="cpu")
+        mpath = os.path.join(d, METRICS_FILE)
+        metrics = json.load(open(mpath)) if os.path.exists(mpath) else None
+    return state, metrics
 
 
-def _newest_saved_state(plan: Mapping[str, Any], trial_id: str) -> dict | None:
-    """The newest readable ``state.pt`` among the trial's checkpoint directories in storage.
+def _newest_saved_state(plan: Mapping[str, Any], trial_id: str) -> tuple[dict | None, dict | None]:
+    """``(state, metrics)`` of the newest readable checkpoint among the trial's directories.
 
     Tune snapshots its experiment state every few seconds, so a driver killed between a trial's
     checkpoint and the next snapshot restores the trial without that checkpoint; reading the
     trial directory directly resumes from the true last epoch instead of repeating it.
     """
     import io
+    import json
 
     import pyarrow.fs as pafs
     import torch
@@ -76,11 +88,13 @@ def _newest_saved_state(plan: Mapping[str, Any], trial_id: str) -> dict | None:
     for d in reversed(dirs):
         try:
             with fs.open_input_stream(f"{d}/{STATE_FILE}") as f:
-                blob = f.read()
-            return torch.load(io.BytesIO(blob), weights_only=True, map_location="cpu")
+                state = torch.load(io.BytesIO(f.read()), weights_only=True, map_location="cpu")
+            with fs.open_input_stream(f"{d}/{METRICS_FILE}") as f:
+                metrics = json.loads(f.read())
+            return state, metrics
         except Exception:  # a checkpoint cut short by the kill: fall back to the previous one
             continue
-    return None
+    return None, None
 
 
 def _final_metrics(result: Mapping[str, Any], last: Mapping[str, Any]) -> dict[str, Any]:
@@ -127,21 +141,29 @@ def run_trial(config: dict, plan: dict) -> None:
     kwargs = dict(extra(cfg, data_path) or {}) if extra else {}
     info = {"seed": seed, "data_fingerprint": fp, "data": plan["data"], "device": device}
     last: dict[str, Any] = {}
+    resume, replay = _newest_saved_state(plan, tune.get_context().get_trial_id())
+    if resume is None:
+        resume, replay = _load_state(tune.get_checkpoint())
 
     def reporter(epoch: int, metrics: Mapping[str, float], state_fn: Callable[[], dict]) -> None:
-        nonlocal last
+        nonlocal last, replay
         last = {**metrics, "epoch": int(epoch), **info}
+        out = dict(last)
+        if replay:
+            # The checkpointed epoch's own result may never have reached the driver (it died
+            # first); the tracker logs it unless MLflow already has it.
+            out["replay"], replay = replay, None
         with tempfile.TemporaryDirectory() as d:
-            _save_state(state_fn(), d)
-            tune.report(last, checkpoint=tune.Checkpoint.from_directory(d))
+            _save_state(state_fn(), last, d)
+            tune.report(out, checkpoint=tune.Checkpoint.from_directory(d))
 
-    resume = _newest_saved_state(plan, tune.get_context().get_trial_id())
-    if resume is None:
-        resume = _load_state(tune.get_checkpoint())
     result = mod.fit(cfg, data_path, reporter=reporter, resume_state=resume, device=device, **kwargs)
     if not last:
-        last = {"epoch": int(cfg.epochs), **info}
-    tune.report(_final_metrics(result, last))
+        last = {**(replay or {}), "epoch": int((replay or {}).get("epoch", cfg.epochs)), **info}
+    final = _final_metrics(result, last)
+    if replay:
+        final["replay"] = replay
+    tune.report(final)
 
 
 def _ddp_worker(loop_cfg: dict) -> None:
@@ -176,11 +198,11 @@ def _ddp_worker(loop_cfg: dict) -> None:
         with tempfile.TemporaryDirectory() as d:
             ckpt = None
             if rank == 0:
-                _save_state(state, d)
+                _save_state(state, last, d)
                 ckpt = ray.train.Checkpoint.from_directory(d)
             ray.train.report(last, checkpoint=ckpt)
 
-    resume = _load_state(ray.train.get_checkpoint())
+    resume, _ = _load_state(ray.train.get_checkpoint())
     result = mod.fit(cfg, data_path, reporter=reporter, resume_state=resume, device=device, **kwargs)
     if not last:
         last = {"epoch": int(cfg.epochs), **info}

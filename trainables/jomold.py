@@ -386,7 +386,8 @@ def select_batch(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], y_loc
 
 def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
         resume_state: dict | None = None, device: str | torch.device | None = None,
-        estimator_cache_dir: str | os.PathLike | None = None) -> dict[str, float]:
+        estimator_cache_dir: str | os.PathLike | None = None,
+        estimator_reporter: tc.Reporter | None = None) -> dict[str, float]:
     """Runs JoMoLD: (cached) estimator, noise ratios, denoising training, test.
 
     Args:
@@ -399,6 +400,7 @@ def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
             is reused.
         device: Torch device.
         estimator_cache_dir: Override of the estimator cache directory.
+        estimator_reporter: Reporter for the estimator's epochs (only when it is trained).
 
     Returns:
         The selected epoch's metrics, ``test/...``, ``best_epoch``, ``time/ratios_s``.
@@ -416,7 +418,8 @@ def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
         ratio_a, ratio_v = extra["ratio_a"].double(), extra["ratio_v"].double()
         t_ratio = 0.0
     else:
-        est = ensure_estimator(cfg, data_path, dev, cache_dir=estimator_cache_dir, data=data)
+        est = ensure_estimator(cfg, data_path, dev, cache_dir=estimator_cache_dir, data=data,
+                               reporter=estimator_reporter)
         if est.video_ids != list(train.video_ids):
             raise ValueError(f"{est.path}: estimator predictions are for other train videos")
         key = est.key

@@ -20,18 +20,16 @@ removes every label of a video (both modalities) is undone and rewarded ``-1``
 (:func:`guard_all_removed`).
 
 Policy gradient (REINFORCE, Monte Carlo over the episode): each step's actions over its videos form
-an episode; ``grad J ~ mean_i (R_i - b) grad log pi(a_i | s_i)``. Since the terminal reward is one
-number per modality shared by the step's videos, the gradient splits exactly into three parts
-computed *at acting time*, from the very policy that acted:
-
-    g = G_known + R_term_a * G_a + R_term_v * G_v,
-    G_known = grad sum_i (R_inter_i - b) log pi_i   (and (-1 - b) for undone videos),
-    G_a     = grad sum_i log pi_a,i,   G_v = grad sum_i log pi_v,i   (videos not undone).
-
-These are what "keeping step t's log-probabilities" amounts to here: the learner stores the three
-gradients of step t (not an autograd graph, which later in-place optimiser steps would invalidate)
-and applies ``-g / B`` with Adam when step t's reward arrives. That is the exact on-policy gradient
-of step t, applied with a delay of at most ``staleness`` agent updates.
+an episode; ``grad J ~ mean_i (R_i - b) grad log pi(a_i | s_i)`` per modality, with ``R_i =
+R_terminal + R_inter,i`` (or ``-1`` for an undone video) and ``b`` the baseline at acting time.
+The update for step t is applied when step t's reward arrives. Until then the learner keeps what
+defines step t's log-probabilities: the state (row indices), the actions, the RNG state of the
+acting forward (dropout) and, when updates may land in between (asynchronous mode), a copy of the
+acting parameters. When the reward arrives it recomputes ``log pi(a_t | s_t)`` with exactly those
+parameters and dropout draws and applies that gradient with Adam: the exact on-policy gradient of
+step t, applied after at most ``staleness`` other agent updates. (Keeping the autograd graph
+itself is not an option: the in-place optimiser updates of later steps invalidate it; splitting
+the gradient into three parts at acting time is exact too but costs three backward passes.)
 
 Our additions (not in the paper), each switchable:
 
@@ -49,6 +47,7 @@ and inside the logs) for the KL terms; the cosine uses the unnormalised vectors.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable, Mapping
@@ -70,6 +69,10 @@ from trainables.seed import set_seed
 Reporter = Callable[[int, dict[str, float], Callable[[], dict]], None]
 SCORE_NAMES = ("seg_A", "seg_V", "seg_AV", "seg_Type", "seg_Event",
                "event_A", "event_V", "event_AV", "event_Type", "event_Event")
+
+
+_DTYPES = {"auto": None, "float32": torch.float32, "float16": torch.float16,
+           "bfloat16": torch.bfloat16}
 
 
 @dataclass
@@ -113,6 +116,8 @@ class Config:
         denoise_metrics: Score the agent's greedy decisions against train truth when present.
         seed: Seed for :func:`trainables.seed.set_seed`.
         select_metric: Validation metric selecting the reported epoch.
+        feature_dtype: Resident feature storage: ``auto`` (bf16 on CUDA, fp32 on CPU),
+            ``float32``, ``float16`` or ``bfloat16``.
     """
 
     epochs: int = 25
@@ -151,8 +156,14 @@ class Config:
     denoise_metrics: bool = True
     seed: int = 0
     select_metric: str = "val/seg_Type"
+    feature_dtype: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.feature_dtype not in _DTYPES:
+            raise ValueError(f"Config.feature_dtype must be one of {sorted(_DTYPES)}, "
+                             f"got {self.feature_dtype!r}")
+        if self.protocol not in ("han", "jomold"):
+            raise ValueError(f"Config.protocol must be 'han' or 'jomold', got {self.protocol!r}")
         for name in ("terminal_metric_a", "terminal_metric_v"):
             if getattr(self, name) not in SCORE_NAMES:
                 raise ValueError(f"Config.{name}={getattr(self, name)!r}: expected one of "
@@ -365,7 +376,9 @@ class LocalEvaluator:
         from trainables.train_common import load_resident
 
         dev = torch.device(device)
-        return cls(cfg, load_resident(data_path, dev, splits=("val",))["val"], dev)
+        split = load_resident(data_path, dev, splits=("val",),
+                              feature_dtype=_DTYPES[cfg.feature_dtype])["val"]
+        return cls(cfg, split, dev)
 
     def evaluate(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, float]:
         """Scores task weights on the validation split."""
@@ -396,21 +409,23 @@ class LocalEvaluator:
 
 @dataclass
 class _PendingStep:
+    """What step t keeps until its reward arrives: everything that defines log pi(a_t | s_t)."""
+
     step: int
-    g_known: list[torch.Tensor]
-    g_a: list[torch.Tensor]
-    g_v: list[torch.Tensor]
-    n: int
-    r_known_a: torch.Tensor  # (B,) inter rewards, or all_removed_reward for undone videos
+    idx: torch.Tensor  # (B,) rows of the train split (the state)
+    act_a: torch.Tensor  # (B, C) actions
+    act_v: torch.Tensor
+    undone: torch.Tensor  # (B,) bool: all labels removed, action undone
+    r_known_a: torch.Tensor  # (B,) inter-rewards, or all_removed_reward for undone videos
     r_known_v: torch.Tensor
-    undone: torch.Tensor  # (B,) bool
+    base_a: float  # baselines at acting time
+    base_v: float
+    version: int  # agent updates applied before acting
+    params: dict[str, torch.Tensor] | None  # acting parameters (None: reuse the live agent)
+    rng: tuple[torch.Tensor, torch.Tensor | None]  # CPU / CUDA RNG before the acting forward
+    p_a: torch.Tensor  # (B, C) acting keep probabilities (for checks)
+    p_v: torch.Tensor
     submitted_at: float
-    # Kept for inspection (tests, debugging); small next to the gradients.
-    idx: torch.Tensor | None = None
-    act_a: torch.Tensor | None = None
-    act_v: torch.Tensor | None = None
-    base_a: float = 0.0
-    base_v: float = 0.0
 
 
 @dataclass
@@ -459,7 +474,8 @@ class Learner:
         self.task = build_task_model(cfg, dims, c).to(device)
         self.task_opt, self.task_sched = make_optimizer(self.task, cfg.lr, cfg.lr_step, cfg.lr_gamma)
         self.agent_opt = torch.optim.Adam(self.agent.parameters(), lr=cfg.agent_lr)
-        self.params = [p for p in self.agent.parameters() if p.requires_grad]
+        self.shadow: nn.Module | None = None  # holds acting parameters of stale steps
+        self.version = 0  # agent updates applied so far
         self.base_a = MovingAverageBaseline(cfg.baseline_momentum, cfg.baseline)
         self.base_v = MovingAverageBaseline(cfg.baseline_momentum, cfg.baseline)
         self.batch_gen = torch.Generator().manual_seed(int(cfg.seed))
@@ -478,6 +494,48 @@ class Learner:
 
         return batch_inputs(self.train, idx, self.device)
 
+    def _rng_state(self) -> tuple[torch.Tensor, torch.Tensor | None]:
+        cuda = torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None
+        return torch.get_rng_state(), cuda
+
+    def _policy(self, agent: nn.Module, a, v, m, y) -> tuple[torch.Tensor, torch.Tensor]:
+        from trainables.train_common import autocast
+
+        agent.train()
+        with autocast(self.device):
+            out = agent(a, v, m, y)
+        return out.p_a.float(), out.p_v.float()
+
+    def policy_log_probs(self, rec: _PendingStep) -> tuple[torch.Tensor, torch.Tensor,
+                                                            torch.Tensor, torch.Tensor]:
+        """Rebuilds step ``rec``'s acting forward (same parameters, same dropout draws).
+
+        Returns:
+            ``(lp_a, lp_v, p_a, p_v)`` with gradients flowing to the parameters of the agent that
+            computes them (the live agent or the shadow copy holding the acting parameters).
+        """
+        agent = self.agent
+        if rec.version != self.version:
+            if rec.params is None:
+                raise RuntimeError(f"step {rec.step}: agent changed since acting but its "
+                                   f"parameters were not kept")
+            agent = self._shadow()
+            agent.load_state_dict(rec.params)
+        a, v, m = self._inputs(rec.idx)
+        y = self.train.labels[rec.idx]
+        devices = [self.device] if self.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=devices):
+            torch.set_rng_state(rec.rng[0])
+            if rec.rng[1] is not None:
+                torch.cuda.set_rng_state(rec.rng[1], self.device)
+            p_a, p_v = self._policy(agent, a, v, m, y)
+        return action_log_prob(p_a, rec.act_a, y), action_log_prob(p_v, rec.act_v, y), p_a, p_v
+
+    def _shadow(self) -> nn.Module:
+        if self.shadow is None:
+            self.shadow = copy.deepcopy(self.agent)
+        return self.shadow
+
     def act_and_train(self, idx: torch.Tensor) -> None:
         """Agent acts on the state ``idx``, task network steps on the revised labels, weights are
         submitted for evaluation (blocking per the staleness bound), arrived rewards applied."""
@@ -488,12 +546,11 @@ class Learner:
         idx = idx.to(self.device)
         a, v, m = self._inputs(idx)
         y = self.train.labels[idx]
-        self.agent.train()
-        with autocast(self.device):
-            out = self.agent(a, v, m, y)
-        p_a, p_v = out.p_a.float(), out.p_v.float()
-        act_a = sample_actions(p_a.detach(), self.act_gen)
-        act_v = sample_actions(p_v.detach(), self.act_gen)
+        rng = self._rng_state()
+        with torch.no_grad():
+            p_a, p_v = self._policy(self.agent, a, v, m, y)
+        act_a = sample_actions(p_a, self.act_gen)
+        act_v = sample_actions(p_v, self.act_gen)
         rev_a, rev_v, undone = guard_all_removed(y, revise_labels(act_a, y), revise_labels(act_v, y))
         if cfg.use_inter_reward:
             kw = dict(alpha1=cfg.alpha1, alpha2=cfg.alpha2, smoothing=cfg.inter_smoothing,
@@ -504,20 +561,13 @@ class Learner:
             ri_v = torch.zeros_like(ri_a)
         r_known_a = torch.where(undone, torch.full_like(ri_a, cfg.all_removed_reward), ri_a)
         r_known_v = torch.where(undone, torch.full_like(ri_v, cfg.all_removed_reward), ri_v)
-        lp_a = action_log_prob(p_a, act_a, y)
-        lp_v = action_log_prob(p_v, act_v, y)
-        ok = (~undone).float()
-        s_known = ((r_known_a - self.base_a()) * lp_a + (r_known_v - self.base_v()) * lp_v).sum()
-        g_known = torch.autograd.grad(s_known, self.params, retain_graph=True, allow_unused=True)
-        g_a = torch.autograd.grad((ok * lp_a).sum(), self.params, retain_graph=True,
-                                  allow_unused=True)
-        g_v = torch.autograd.grad((ok * lp_v).sum(), self.params, allow_unused=True)
-        zero = [torch.zeros_like(p) for p in self.params] if any(
-            g is None for g in (*g_known, *g_a, *g_v)) else None
-        fix = (lambda gs: [g if g is not None else zero[i] for i, g in enumerate(gs)])
-        rec = _PendingStep(self.step, fix(g_known), fix(g_a), fix(g_v), len(idx),
-                           r_known_a.detach(), r_known_v.detach(), undone, time.perf_counter(),
-                           idx, act_a, act_v, self.base_a(), self.base_v())
+        # The acting parameters are needed only if another update lands before this step's
+        # reward; in sync mode none can.
+        params = None if cfg.sync else {k: t.detach().clone()
+                                        for k, t in self.agent.state_dict().items()}
+        rec = _PendingStep(self.step, idx, act_a, act_v, undone, r_known_a, r_known_v,
+                           self.base_a(), self.base_v(), self.version, params, rng, p_a, p_v,
+                           time.perf_counter())
 
         # Task network on the revised labels (Eq. 6-8).
         self.task.train()
@@ -590,16 +640,19 @@ class Learner:
     def _apply_one(self, rec: _PendingStep, metrics: Mapping[str, float]) -> None:
         cfg, st = self.cfg, self.stats
         rt_a, rt_v = terminal_reward(metrics, cfg)
-        grads = [-(gk + rt_a * ga + rt_v * gv) / rec.n
-                 for gk, ga, gv in zip(rec.g_known, rec.g_a, rec.g_v)]
-        for p, g in zip(self.params, grads):
-            p.grad = g
-        self.agent_opt.step()
-        self.agent_opt.zero_grad(set_to_none=True)
         okf = (~rec.undone).float()
         r_a = rec.r_known_a + rt_a * okf
         r_v = rec.r_known_v + rt_v * okf
-        st.agent_obj += float(((r_a - self.base_a()).mean() + (r_v - self.base_v()).mean()) / 2)
+        lp_a, lp_v, _, _ = self.policy_log_probs(rec)
+        loss = reinforce_loss(lp_a, r_a, rec.base_a) + reinforce_loss(lp_v, r_v, rec.base_v)
+        agent = self.agent if rec.version == self.version else self.shadow
+        grads = torch.autograd.grad(loss, list(agent.parameters()), allow_unused=True)
+        for p, g in zip(self.agent.parameters(), grads):
+            p.grad = g
+        self.agent_opt.step()
+        self.agent_opt.zero_grad(set_to_none=True)
+        self.version += 1
+        st.agent_obj += float(((r_a - rec.base_a).mean() + (r_v - rec.base_v).mean()) / 2)
         self.base_a.update(float(r_a.mean()))
         self.base_v.update(float(r_v.mean()))
         st.term_a += rt_a
@@ -765,7 +818,7 @@ def fit(cfg: Config, data_path, *, reporter: Reporter | None = None,
 
     seed = set_seed(cfg.seed)
     dev = resolve_device(device)
-    data = load_resident(data_path, dev)
+    data = load_resident(data_path, dev, feature_dtype=_DTYPES[cfg.feature_dtype])
     dims = feature_dims(data["train"])
     own = evaluator is None
     if own:

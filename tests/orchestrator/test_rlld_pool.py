@@ -2,10 +2,13 @@
 rewards arrive and match in-process scoring, a killed actor is restarted and its pending
 evaluation resubmitted, and each reward is applied once inside a real (asynchronous) fit."""
 
+import time
+
 import numpy as np
 import pytest
 import ray
 import torch
+from ray.exceptions import ActorUnavailableError
 
 import trainables.rlld as R
 from orchestrator.rlld_pool import RayValidationPool, evaluator_kwargs, extra_bundles
@@ -103,8 +106,14 @@ def test_killed_actor_is_restarted_and_its_evaluation_resubmitted(local_ray):
         assert sorted(s for s, _ in got) == [0, 1, 2, 3]  # each step once
         assert pool.resubmits >= 1
         assert pool.poll() == [] and pool.pending() == 0
-        new_pid = ray.get(pool.actors[0].pid.remote(), timeout=120)  # restarted, serving again
-        assert new_pid != pids[0]
+        new_pid = None
+        for _ in range(240):  # the restarted actor serves again (it rejects calls while restarting)
+            try:
+                new_pid = ray.get(pool.actors[0].pid.remote(), timeout=60)
+                break
+            except ActorUnavailableError:
+                time.sleep(0.5)
+        assert new_pid is not None and new_pid != pids[0]
     finally:
         pool.close()
 
@@ -137,7 +146,10 @@ class _KillingPool:
 
 def test_async_fit_with_an_actor_killed_mid_run(local_ray):
     cfg = _cfg(epochs=1, staleness=2)
-    ev = _KillingPool(RayValidationPool(cfg, local_ray, slowdown_s=0.15), at=3)
+    pool = RayValidationPool(cfg, local_ray, slowdown_s=0.15)
+    # Actors up first: a kill before an actor is alive only delays its queued calls.
+    ray.get([a.pid.remote() for a in pool.actors])
+    ev = _KillingPool(pool, at=3)
     seen = []
     res = R.fit(cfg, local_ray, device="cpu", evaluator=ev, reporter=lambda e, m, sf: seen.append(m))
     steps = int(np.ceil(96 / 12))

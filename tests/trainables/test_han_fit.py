@@ -119,3 +119,19 @@ def test_oracle_needs_truth_and_bad_config_is_named(tiny, tmp_path):
         han.fit(small_cfg(label_source="both"), tiny, device="cpu")
     with pytest.raises(ValueError, match="smooth_v"):
         han.fit(small_cfg(smooth_v=1.5), tiny, device="cpu")
+
+
+def test_fit_on_llp_sim_tiny_preset():
+    """The real data path: the LLP-sim tiny preset at official feature sizes (128/2048/512)."""
+    from trainables.data.registry import resolve_data
+
+    torch.set_num_threads(1)
+    seen = []
+    res = han.fit(han.Config(epochs=5, d_model=64, batch_size=32, lr=1e-3),
+                  resolve_data("llp-sim-tiny"), device="cpu",
+                  reporter=lambda e, m, sf: seen.append(m))
+    keys = ("seg_A", "seg_V", "seg_AV", "seg_Type", "seg_Event",
+            "event_A", "event_V", "event_AV", "event_Type", "event_Event")
+    assert all(f"test/{k}" in res and 0 <= res[f"test/{k}"] <= 100 for k in keys)
+    assert seen[-1]["train/loss"] < 0.5 * seen[0]["train/loss"]
+    assert res["val/seg_Type"] > seen[0]["val/seg_Type"] + 4

@@ -60,6 +60,7 @@ def tiny(tmp_path_factory) -> str:
     return str(tiny_avvp(tmp_path_factory.mktemp("ddp") / "d", seed=2))
 
 
+@pytest.mark.slow
 def test_two_gloo_workers_match_one(tiny, tmp_path):
     """One spawn (process start-up dominates) checks three things:
 

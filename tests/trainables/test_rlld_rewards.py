@@ -193,3 +193,16 @@ def test_actions_revision_and_log_prob():
     lp = action_log_prob(probs, actions, labels)
     # Only the two positive labels count: keep class 0 (0.8), remove class 2 (1 - 0.25).
     assert lp.item() == pytest.approx(math.log(0.8) + math.log(0.75), rel=1e-6)
+
+
+def test_task_settings_are_jomolds():
+    from trainables.jomold import Config as JoMoLDConfig
+
+    mine, theirs = Config(), JoMoLDConfig()
+    for k in ("epochs", "batch_size", "lr", "lr_step", "lr_gamma", "d_model", "dropout",
+              "protocol", "threshold", "select_metric", "feature_dtype"):
+        assert getattr(mine, k) == getattr(theirs, k), k
+    assert (mine.agent_lr, mine.alpha1, mine.alpha2, mine.staleness) == (1e-4, 0.6, 0.4, 2)
+    assert (mine.terminal_metric_a, mine.terminal_metric_v, mine.terminal_scale) == (
+        "seg_A", "event_V", 0.1)
+    assert stride_of(mine.batch_size, mine.overlap) == 96

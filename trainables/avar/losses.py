@@ -117,14 +117,30 @@ def omega_weights(omega_v: torch.Tensor, omega_a: torch.Tensor) -> torch.Tensor:
     return w / m if m > 0 else torch.ones_like(w)
 
 
+def _global_std(s: torch.Tensor) -> torch.Tensor:
+    """Standard deviation of all entries of ``s`` over the global batch (all ranks)."""
+    stats = torch.stack([s.sum(), (s * s).sum(), torch.tensor(float(s.numel()), dtype=s.dtype, device=s.device)])
+    if _dist_ready():
+        torch.distributed.all_reduce(stats)
+    mean = stats[0] / stats[2]
+    return (stats[1] / stats[2] - mean * mean).clamp(min=0).sqrt() + 1e-6
+
+
 def instance_loss(z_v: torch.Tensor, z_a: torch.Tensor, protos: torch.Tensor, weights: torch.Tensor,
-                  *, tau2: float = 0.1, sk_eps: float = 0.05, sk_iters: int = 3) -> torch.Tensor:
+                  *, tau2: float = 0.1, sk_eps: float = 0.05, sk_iters: int = 3,
+                  standardize: bool = False) -> torch.Tensor:
     """Instance-level swapped-prediction loss weighted by omega (Eq. 7-10).
 
     ``p_m(k|x) = softmax_k(z_m^T c_k / tau2)``; ``q_m`` = Sinkhorn equal-partition assignments of
     the batch scores of modality m; the loss is
     ``mean_i w_i * (H(q_a[i], p_v[i]) + H(q_v[i], p_a[i])) / 2`` (cross-entropies), so a clean pair
     teaches each modality to predict the other's cluster and a noisy pair (low omega) barely counts.
+
+    With K prototypes and a d >= K dimensional space the swapped prediction has a trivial
+    minimum (log K): embeddings drift orthogonal to all prototypes, scores shrink, the Sinkhorn
+    targets turn uniform and so do the predictions. ``standardize=True`` divides the scores by
+    their (global) batch standard deviation before Sinkhorn, so the targets stay as confident as
+    ``sk_eps`` says whatever the score scale, and the shrinking is no longer a minimum.
 
     Raises:
         ValueError: If the (global) batch is not larger than the number of prototypes.
@@ -140,8 +156,12 @@ def instance_loss(z_v: torch.Tensor, z_a: torch.Tensor, protos: torch.Tensor, we
                          f"(Sinkhorn equal partition); raise batch_size")
     c = F.normalize(protos, dim=1)
     s_v, s_a = z_v @ c.t(), z_a @ c.t()
-    q_v = sinkhorn(s_v.detach(), eps=sk_eps, iters=sk_iters)
-    q_a = sinkhorn(s_a.detach(), eps=sk_eps, iters=sk_iters)
+    if standardize:
+        q_v = sinkhorn(s_v.detach() / _global_std(s_v.detach()), eps=sk_eps, iters=sk_iters)
+        q_a = sinkhorn(s_a.detach() / _global_std(s_a.detach()), eps=sk_eps, iters=sk_iters)
+    else:
+        q_v = sinkhorn(s_v.detach(), eps=sk_eps, iters=sk_iters)
+        q_a = sinkhorn(s_a.detach(), eps=sk_eps, iters=sk_iters)
     lp_v = F.log_softmax(s_v / tau2, dim=1)
     lp_a = F.log_softmax(s_a / tau2, dim=1)
     per = -((q_a * lp_v).sum(1) + (q_v * lp_a).sum(1)) / 2

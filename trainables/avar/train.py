@@ -68,7 +68,10 @@ class Config:
         epsilon_v: Visual similarity threshold of the threshold rule.
         epsilon_a: Audio similarity threshold of the threshold rule.
         sinkhorn_iters: Sinkhorn-Knopp iterations.
-        sinkhorn_eps: Sinkhorn entropic regularisation.
+        sinkhorn_eps: Sinkhorn entropic regularisation (on standardised scores when
+            ``sinkhorn_standardize``; SwAV's 0.05 applies to raw cosine scores).
+        sinkhorn_standardize: Divide the scores by their batch std before Sinkhorn (avoids the
+            collapse to uniform predictions that K <= d prototypes allow; see ``instance_loss``).
         knn_k: Neighbours voting for a corrected label.
         alpha_start: Hybrid weight of the corrected label before ``alpha_switch_epoch`` (0.6).
         alpha_end: ... from ``alpha_switch_epoch`` on (0.8; use 0.9/0.9 on clean data).
@@ -95,7 +98,8 @@ class Config:
     epsilon_v: float = 0.5
     epsilon_a: float = 0.5
     sinkhorn_iters: int = 3
-    sinkhorn_eps: float = 0.05
+    sinkhorn_eps: float = 0.5
+    sinkhorn_standardize: bool = True
     knn_k: int = 10
     alpha_start: float = 0.6
     alpha_end: float = 0.8
@@ -282,7 +286,8 @@ def fit(cfg: Config, data_path: str | os.PathLike, *, reporter: Reporter | None 
                 loss = h_v.new_zeros(())
                 if use_ins:
                     loss = loss + instance_loss(z_v, z_a, model.protos, weights[idx], tau2=cfg.tau2,
-                                                sk_eps=cfg.sinkhorn_eps, sk_iters=cfg.sinkhorn_iters)
+                                                sk_eps=cfg.sinkhorn_eps, sk_iters=cfg.sinkhorn_iters,
+                                                standardize=cfg.sinkhorn_standardize)
                 if use_cat:
                     loss = loss + category_loss(z_v, z_a, model.protos_cat, model.ae, tau2=cfg.tau2,
                                                 tau_cat=cfg.tau_cat)

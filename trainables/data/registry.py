@@ -146,6 +146,7 @@ def cached_preset(
             builder(name, tmp, seed)
             if not _is_complete(tmp):
                 raise fmt.DataFormatError(f"building preset {name!r} left no avtune data file in {tmp}")
+            os.chmod(tmp, 0o755)  # mkdtemp makes it private; a cache is shared like ~/.cache
             os.rename(tmp, final)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -209,7 +210,8 @@ def describe_data(spec: str, *, seed: int = 0) -> str:
         meta = fmt.read_meta(d)
         sizes = "/".join(str(meta["splits"].get(s, 0)) for s in fmt.SPLITS)
         return (f"{spec}: {kind} data set, {sizes} train/val/test videos, truth for "
-                f"{', '.join(meta['truth_splits']) or 'no split'}, fingerprint {fmt.fingerprint(d)}")
+                f"{', '.join(s for s in fmt.SPLITS if s in meta['truth_splits']) or 'no split'}, "
+                f"fingerprint {fmt.fingerprint(d)}")
     if spec in LLP_PRESETS:
         pre = llp_sim.PRESETS[spec]
         kind, params = preset_params(spec, seed)

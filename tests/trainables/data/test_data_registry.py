@@ -81,7 +81,7 @@ def test_path_specs(tmp_path, cache):
     d = make_llp_sim(tmp_path / "sim", n_train=8, n_val=4, n_test=4).parent
     assert registry.resolve_data(f"llp={d}") == d
     assert registry.resolve_data(f"llp={d / fmt.DATA_FILE}") == d
-    assert "llp-sim data set, 8/4/4 train/val/test" in registry.describe_data(f"llp={d}")
+    assert "llp-sim data set, 8/4/4 train/val/test videos, truth for train, val, test" in registry.describe_data(f"llp={d}")
     with pytest.raises(ValueError, match="does not exist"):
         registry.resolve_data(f"llp={tmp_path / 'nope'}")
     with pytest.raises(ValueError, match="no avtune data file"):

@@ -1,0 +1,80 @@
+"""RLLD reward mix: ``python -m orchestrator.sweep rlld_reward_mix``.
+
+Tunes how RLLD's label-denoising agent is rewarded (``trainables.rlld``):
+
+* ``alpha1`` in [0, 1], the weight of the KL-based soft inter-reward R1, with ``alpha2 = 1 - alpha1``
+  for the cosine term R2 (paper: 0.6 / 0.4). ``alpha2`` tuned independently in [0, 1] instead:
+  ``python -m orchestrator.sweep search_spaces.rlld_reward_mix:SPEC_INDEPENDENT``;
+* ``terminal_scale``: the validation F-score (as a fraction) times this is the terminal reward
+  (paper: 0.1);
+* which validation score drives each branch: audio ``seg_A`` (paper) or ``event_A``, visual
+  ``event_V`` (paper) or ``seg_V``;
+* ``agent_lr`` (paper: 1e-4, Adam);
+* ``staleness``: the most validation evaluations pending before the learner blocks (0 is the
+  paper's synchronous schedule).
+
+Each trial reserves its validation actors in its own placement group (``orchestrator.rlld_pool``:
+``eval_actors`` bundles of ``eval_actor_cpus`` CPUs and ``eval_actor_gpus`` GPUs). The base here
+uses half-CPU actors so that a trial with one CPU plus two actors fits a 2-core machine; on a GPU
+node pass e.g. ``--set eval_actor_gpus=0.25 --set eval_actor_cpus=1``.
+"""
+
+from __future__ import annotations
+
+from search_spaces.base import SweepSpec
+
+PAPER = {"alpha1": 0.6, "terminal_scale": 0.1, "terminal_metric_a": "seg_A",
+         "terminal_metric_v": "event_V", "agent_lr": 1e-4, "staleness": 2}
+
+
+def _common(trial) -> None:
+    trial.suggest_float("terminal_scale", 0.01, 1.0, log=True)
+    trial.suggest_categorical("terminal_metric_a", ["seg_A", "event_A"])
+    trial.suggest_categorical("terminal_metric_v", ["event_V", "seg_V"])
+    trial.suggest_float("agent_lr", 1e-5, 1e-3, log=True)
+    trial.suggest_int("staleness", 0, 4)
+
+
+def space(trial) -> dict[str, float]:
+    """alpha1 tuned, alpha2 = 1 - alpha1; terminal reward scale/metrics, agent lr, staleness."""
+    a1 = trial.suggest_float("alpha1", 0.0, 1.0)
+    _common(trial)
+    return {"alpha2": 1.0 - a1}
+
+
+def space_independent(trial) -> None:
+    """As :func:`space` with alpha2 tuned on its own in [0, 1]."""
+    trial.suggest_float("alpha1", 0.0, 1.0)
+    trial.suggest_float("alpha2", 0.0, 1.0)
+    _common(trial)
+
+
+_KW = dict(
+    trainable="rlld",
+    metric="val/seg_Type",
+    mode="max",
+    base={"eval_actors": 2, "eval_actor_cpus": 0.5},
+    default_data="llp-sim",
+    default_epochs=25,
+    num_samples=16,
+    cpu_data="llp-sim-tiny",
+    cpu_epochs=2,
+    cpu_num_samples=4,
+)
+
+SPEC = SweepSpec(
+    name="rlld_reward_mix",
+    description="RLLD reward mix: alpha1 (alpha2 = 1 - alpha1), terminal scale/metrics, agent lr, staleness",
+    space=space,
+    points_to_evaluate=(PAPER, {**PAPER, "staleness": 0}),
+    grid={"alpha1": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]},
+    **_KW,
+)
+
+SPEC_INDEPENDENT = SweepSpec(
+    name="rlld_reward_mix_independent",
+    description="RLLD reward mix with alpha1 and alpha2 tuned independently",
+    space=space_independent,
+    points_to_evaluate=({**PAPER, "alpha2": 0.4},),
+    **_KW,
+)

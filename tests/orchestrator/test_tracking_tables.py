@@ -1,0 +1,158 @@
+"""MLflow tracker and result tables, without Ray: runs found by tag, nesting, statuses, artifacts."""
+
+from __future__ import annotations
+
+import math
+import pickle
+
+import pyarrow.parquet as pq
+import pytest
+from mlflow.tracking import MlflowClient
+
+from orchestrator import tables
+from orchestrator.tracking import MLflowSweepTracker, flatten, numeric_metrics
+
+SCORES = tables.SCORE_KEYS
+
+
+def _row(tid, x, y, metric, status="TERMINATED"):
+    r = {"trial_id": tid, "trial_name": f"{tid}[x={x},y={y}]", "status": status,
+         "config/x": x, "config/y": y, "val/seg_Type": metric}
+    r.update({f"test/{k}": metric - i for i, k in enumerate(SCORES)})
+    return r
+
+
+def test_flatten_and_numeric_metrics():
+    assert flatten({"a": {"b": 1, "c": {"d": 2}}, "e": 3}) == {"a/b": 1, "a/c/d": 2, "e": 3}
+    m = numeric_metrics({"val/seg_V": 50.0, "epoch": 2, "timestamp": 5, "seed": 0, "data": "x",
+                         "done": True, "bad": float("nan"), "replay": {"epoch": 1}})
+    assert m == {"val/seg_V": 50.0, "epoch": 2.0}
+
+
+def test_best_row_respects_mode_and_skips_missing():
+    rows = [_row("a", 0.5, 1.6, 40.0), _row("b", 0.6, 1.8, 55.0), {"trial_id": "c", "status": "ERROR"}]
+    assert tables.best_row(rows, "val/seg_Type", "max")["trial_id"] == "b"
+    assert tables.best_row(rows, "val/seg_Type", "min")["trial_id"] == "a"
+    assert tables.best_row([{"trial_id": "c"}], "val/seg_Type", "max") is None
+
+
+def test_paper_table_has_best_row_and_marked_references():
+    best = _row("b", 0.6, 1.8, 55.0)
+    md = tables.paper_table_markdown(best, "sweep best", "llp-sim-tiny")
+    lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
+    assert lines[1].startswith("| sweep best | 55.0 | 54.0 | 53.0 | 52.0 | 51.0 | 50.0 | 49.0 | 48.0 | 47.0 | 46.0 |")
+    han = next(ln for ln in lines if ln.startswith("| HAN"))
+    assert "real LLP" in han and "| 60.1 | 52.9 | 48.9 | 54.0 | 55.4 | 51.3 | 48.9 | 43.0 | 47.7 | 48.0 |" in han
+    jo = next(ln for ln in lines if ln.startswith("| JoMoLD w/o CL"))
+    assert "real LLP" in jo and "| 60.6 | 62.2 | 56.0 | 59.6 | 58.6 | 53.1 | 58.9 | 49.4 | 53.8 | 51.4 |" in jo
+    html = tables.paper_table_html(best, "sweep best", "llp-sim-tiny")
+    assert html.count("<tr") == 4 and "real LLP" in html and "<td>55.0</td>" in html
+
+
+def test_heatmap_grid_cells_are_means():
+    rows = [_row("a", 0.5, 1.6, 40.0), _row("b", 0.5, 1.6, 44.0), _row("c", 0.6, 1.8, 50.0)]
+    xl, yl, mat = tables.heatmap_grid(rows, "config/x", "config/y", "val/seg_Type")
+    assert xl == ["0.5", "0.6"] and yl == ["1.6", "1.8"]
+    assert mat[0][0] == 42.0 and mat[1][1] == 50.0
+    assert math.isnan(mat[0][1]) and math.isnan(mat[1][0])
+
+
+def test_heatmap_grid_bins_continuous_samples():
+    rows = [_row(str(i), i / 20, 1.2 + i / 20, float(i)) for i in range(20)]
+    xl, yl, mat = tables.heatmap_grid(rows, "config/x", "config/y", "val/seg_Type")
+    assert len(xl) == len(yl) == 6
+    counted = sum(1 for r in mat for v in r if not math.isnan(v))
+    assert counted == 6  # samples lie on the diagonal: one filled cell per row
+    assert mat[0][0] < mat[5][5]
+
+
+def test_write_sweep_tables(tmp_path):
+    rows = [_row("a", 0.5, 1.6, 40.0), _row("b", 0.6, 1.8, 55.0), _row("c", 0.7, 2.0, 45.0)]
+    paths = tables.write_sweep_tables(rows, tmp_path, metric="val/seg_Type", mode="max",
+                                      tuned=["x", "y"], label="best", data_note="tiny")
+    names = sorted(p.name for p in paths)
+    assert names == ["heatmap.png", "paper_table.html", "paper_table.md", "trials.parquet"]
+    t = pq.read_table(tmp_path / "trials.parquet").to_pylist()
+    assert [r["trial_id"] for r in t] == ["a", "b", "c"] and t[1]["test/seg_A"] == 55.0
+    assert (tmp_path / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
+    one = tables.write_sweep_tables(rows, tmp_path / "one", metric="val/seg_Type", mode="max",
+                                    tuned=["x"], label="best", data_note="tiny")
+    assert "heatmap.png" not in [p.name for p in one]
+
+
+@pytest.fixture(scope="module")
+def db(tmp_path_factory):
+    # One SQLite store for the module (creating one costs seconds); each test has its experiment.
+    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+
+
+@pytest.fixture()
+def uri(db, request):
+    return db, request.node.name
+
+
+def _tracker(uri):
+    db, exp = uri
+    return MLflowSweepTracker(db, exp, "sweep123", "my-sweep", "val/seg_Type", "max",
+                              params={"epochs": 2, "base": {"lr": 0.001}}, tuned=["x", "y"], data_note="tiny")
+
+
+def test_tracker_nests_children_and_resumes_by_tag(uri):
+    tr = _tracker(uri)
+    parent = tr.parent_run_id()
+    tr.log_result("t1", "t1[x=0.5]", {"x": 0.5, "y": 1.6},
+                  {"epoch": 1, "val/seg_Type": 40.0, "train/loss": 1.0, "seed": 7, "data_fingerprint": "abc"})
+    # A restored sweep unpickles the tracker (no cached ids) and must find the same runs.
+    tr2 = pickle.loads(pickle.dumps(tr))
+    assert tr2._parent is None and tr2.parent_run_id() == parent
+    tr2.log_result("t1", "t1[x=0.5]", {"x": 0.5, "y": 1.6},
+                   {"epoch": 2, "val/seg_Type": 42.0, "train/loss": 0.5, "seed": 7, "data_fingerprint": "abc"})
+    tr2.finish_trial("t1", "t1[x=0.5]", {"x": 0.5, "y": 1.6}, "FINISHED")
+    c = MlflowClient(uri[0])
+    exp = c.get_experiment_by_name(uri[1])
+    runs = c.search_runs([exp.experiment_id])
+    assert len(runs) == 2
+    child = next(r for r in runs if r.data.tags.get("avtune.trial_id") == "t1")
+    assert child.data.tags["mlflow.parentRunId"] == parent
+    assert child.info.status == "FINISHED"
+    assert child.data.params["config/x"] == "0.5" and child.data.params["seed"] == "7"
+    assert child.data.params["data_fingerprint"] == "abc"
+    hist = c.get_metric_history(child.info.run_id, "val/seg_Type")
+    assert sorted((m.step, m.value) for m in hist) == [(1, 40.0), (2, 42.0)]
+    assert child.data.metrics["best/val/seg_Type"] == 42.0
+    par = c.get_run(parent)
+    assert par.data.params["base/lr"] == "0.001" and par.info.status == "RUNNING"
+
+
+def test_tracker_replay_fills_missing_epoch_once(uri):
+    tr = _tracker(uri)
+    cfg = {"x": 0.5, "y": 1.6}
+    tr.log_result("t1", "t1", cfg, {"epoch": 1, "val/seg_Type": 40.0})
+    # Epoch 2 was checkpointed but its result never reached the driver; epoch 3 replays it.
+    tr.log_result("t1", "t1", cfg, {"epoch": 3, "val/seg_Type": 44.0,
+                                    "replay": {"epoch": 2, "val/seg_Type": 42.0}})
+    tr.log_result("t1", "t1", cfg, {"epoch": 4, "val/seg_Type": 45.0,
+                                    "replay": {"epoch": 3, "val/seg_Type": 44.0}})
+    c = MlflowClient(uri[0])
+    rid = tr.child_run_id("t1", "t1", cfg)
+    steps = sorted(m.step for m in c.get_metric_history(rid, "val/seg_Type"))
+    assert steps == [1, 2, 3, 4]
+
+
+def test_finish_sweep_logs_best_scores_tables_and_closes_runs(uri):
+    tr = _tracker(uri)
+    for tid, x, v in (("a", 0.5, 40.0), ("b", 0.6, 55.0)):
+        tr.log_result(tid, tid, {"x": x, "y": 1.6}, {"epoch": 1, "val/seg_Type": v})
+    tr.finish_trial("a", "a", {"x": 0.5, "y": 1.6}, "FINISHED")
+    # "b" never finished: finish_sweep must not leave it RUNNING.
+    rows = [_row("a", 0.5, 1.6, 40.0), _row("b", 0.6, 1.8, 55.0)]
+    logged = tr.finish_sweep(rows)
+    assert logged["seg_A"] == 55.0 and logged["event_Event"] == 46.0
+    c = MlflowClient(uri[0])
+    exp = c.get_experiment_by_name(uri[1])
+    statuses = {r.data.tags.get("avtune.trial_id", "parent"): r.info.status for r in c.search_runs([exp.experiment_id])}
+    assert statuses == {"parent": "FINISHED", "a": "FINISHED", "b": "KILLED"}
+    arts = sorted(a.path for a in c.list_artifacts(tr.parent_run_id(), "tables"))
+    assert arts == ["tables/heatmap.png", "tables/paper_table.html", "tables/paper_table.md", "tables/trials.parquet"]
+    par = c.get_run(tr.parent_run_id())
+    assert par.data.metrics["seg_V"] == 54.0 and par.data.tags["avtune.best_trial_id"] == "b"
