@@ -397,7 +397,7 @@ def describe_plan(plan: Plan) -> str:
         + (f" + extra bundles {plan.extra_bundles}" if plan.extra_bundles else ""),
         f"            cluster {', '.join(f'{k} {v:g}' for k, v in sorted(plan.total.items()))}; "
         f"{plan.max_concurrent} trial(s) at once",
-        f"ray         {plan.address or 'private local Ray (address=local, 127.0.0.1)'}",
+        f"ray         {plan.address or 'private local Ray (address=local, no dashboard)'}",
         f"storage     {t['storage']}/{plan.experiment}",
         f"mlflow      {plan.mlflow_uri} (experiment {plan.spec.name})",
     ]
@@ -407,15 +407,18 @@ def describe_plan(plan: Plan) -> str:
 # ----------------------------------------------------------------------------- fit
 
 def start_ray(address: str | None, total: dict[str, float] | None = None) -> dict[str, float]:
-    """Connects to ``address`` or starts a private local Ray bound to 127.0.0.1; returns resources."""
+    """Connects to ``address`` or starts a private local Ray (no dashboard); returns its resources."""
     import ray
 
     if address:
         ray.init(address=address, log_to_driver=True)
     else:
-        # address="local" always starts a new private instance, never joins a stray one.
+        # address="local" always starts a new private instance, never joins a stray one. No
+        # dashboard (no HTTP server at all); Ray's own ports use token authentication (the
+        # default for local clusters since Ray 2.59) because Ray offers no loopback-only binding.
         ray.init(address="local", num_cpus=int((total or _local_resources())["CPU"]),
-                 include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=True)
+                 num_gpus=int((total or _local_resources()).get("GPU", 0)),
+                 include_dashboard=False, log_to_driver=True)
     return {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
 
 

@@ -247,14 +247,16 @@ def trial_resources(plan: Mapping[str, Any], extra_bundles: list[dict] | None = 
     """The trial's placement group.
 
     One worker: a single bundle with the trial's CPUs/GPUs (plus any extra bundles the trainable
-    asks for). Several workers: the trial itself only runs the Train driver (a token CPU share),
-    because Ray Train V2 reserves its workers' resources in its own placement group.
+    asks for). Several workers: the trial itself only runs the Train driver, which waits on its
+    workers, and Ray Train V2 reserves the workers' resources in its own placement group; so the
+    trial holds no CPU (Tune needs a non-empty bundle, hence a token 1 MiB of Ray's ``memory``),
+    and N workers x 1 CPU fit an N-CPU machine.
     """
     from ray.tune import PlacementGroupFactory
 
     cpus, gpus, workers = float(plan["cpus"]), float(plan["gpus"]), int(plan["workers"])
     if workers > 1:
-        head: dict[str, float] = {"CPU": 0.01}
+        head: dict[str, float] = {"memory": float(2**20)}
     else:
         head = {"CPU": cpus}
         if gpus > 0:

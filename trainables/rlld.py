@@ -36,8 +36,12 @@ Our additions (not in the paper), each switchable:
 * ``baseline=True``: a moving-average reward baseline per modality (variance reduction);
 * ``keep_init=0.9``: the agent starts by keeping most labels (see the agent module);
 * asynchronous rewards: evaluations run on an :class:`Evaluator` (in process here, a pool of Ray
-  actors in ``orchestrator/rlld_pool.py``); the learner only blocks when more than ``staleness``
-  evaluations are pending; ``sync=True`` waits for every reward (the paper's schedule).
+  actors in ``orchestrator/rlld_pool.py``); the learner blocks only when the oldest pending
+  evaluation is more than ``staleness`` (S) steps old, so at most S evaluations are pending after
+  a step and every reward is applied at most S steps late, even when actors finish out of order;
+  ``sync=True`` waits for every reward (the paper's schedule).
+
+Not supported: ``torch.distributed`` (one learner process; the parallelism is in the actors).
 
 Inter-reward definition details (our reading, the paper gives only the formula): ``l_soft`` is
 the original label vector smoothed as ``(1 - s) * y + s / C`` (``s = inter_smoothing``) and both
@@ -816,6 +820,10 @@ def fit(cfg: Config, data_path, *, reporter: Reporter | None = None,
         set_rng_state,
     )
 
+    if torch.distributed.is_available() and torch.distributed.is_initialized() \
+            and torch.distributed.get_world_size() > 1:
+        raise RuntimeError("trainables.rlld.fit runs in one process; start it without "
+                           "torch.distributed (its parallelism is the validation actor pool)")
     seed = set_seed(cfg.seed)
     dev = resolve_device(device)
     data = load_resident(data_path, dev, feature_dtype=_DTYPES[cfg.feature_dtype])

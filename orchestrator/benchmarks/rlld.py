@@ -11,6 +11,11 @@ warmed up first), the selected epoch's validation and test Type@AV / Event@AV sc
 training wall time; then times JoMoLD's whole pipeline (estimator + denoising, same epochs) on the
 same data and device and prints RLLD/JoMoLD time ratios.
 
+``--quality`` instead trains HAN, JoMoLD and RLLD (synchronous rewards from an in-process
+evaluator: no Ray) on the same data, epochs and seed and prints the ten test F-scores of each
+(model selected by val/seg_Type) and, for JoMoLD and RLLD, denoising precision/recall of the
+removed labels against LLP-sim's hidden truth.
+
 Targets (issue 6): async >= 1.5x sync throughput with 2 actors, final val Type@AV within 1 point
 of sync, RLLD's whole training <= 3x JoMoLD's (the paper: about 8 h vs 3 h, 2.7x).
 """
@@ -38,12 +43,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--actor-gpus", type=float, default=None,
                    help="GPUs per actor (default: 0.25 on CUDA, 0 on CPU)")
     p.add_argument("--actor-cpus", type=float, default=1.0, help="CPUs per actor (default 1)")
+    p.add_argument("--eval-slowdown", type=float, default=0.0, metavar="S",
+                   help="extra seconds per validation pass in the actors, to emulate a slower "
+                        "validation (e.g. the official code's ~5 s per LLP pass); default 0")
     p.add_argument("--threads", type=int, default=1, help="torch threads of the learner (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--modes", default="sync,async", help="comma-separated subset of sync,async")
     p.add_argument("--no-jomold", action="store_true", help="skip the JoMoLD timing")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="further trainables.rlld.Config overrides")
+    p.add_argument("--quality", action="store_true",
+                   help="compare HAN, JoMoLD and RLLD scores instead of timing async vs sync")
     p.add_argument("--json", help="also write the figures as JSON here")
     return p
 
@@ -70,7 +80,7 @@ def _run_rlld(args, path, dev, sync: bool) -> dict:
     cfg = _cfg(args, epochs=args.epochs, seed=args.seed, sync=sync, staleness=args.staleness,
                eval_actors=args.actors, eval_actor_gpus=args.actor_gpus,
                eval_actor_cpus=args.actor_cpus)
-    pool = RayValidationPool(cfg, path, placement_group=None)
+    pool = RayValidationPool(cfg, path, placement_group=None, slowdown_s=args.eval_slowdown)
     ray.get([a.pid.remote() for a in pool.actors])  # start-up is not part of the throughput
     epochs = []
     t0 = time.perf_counter()
@@ -108,6 +118,42 @@ def _run_jomold(args, path, dev) -> dict:
             "test_seg_Type": res.get("test/seg_Type", float("nan"))}
 
 
+SCORE_KEYS = ("seg_A", "seg_V", "seg_AV", "seg_Type", "seg_Event",
+              "event_A", "event_V", "event_AV", "event_Type", "event_Event")
+DENOISE_KEYS = ("denoise/precision_a", "denoise/recall_a", "denoise/precision_v",
+                "denoise/recall_v", "noise_ratio/mae_a", "noise_ratio/mae_v")
+
+
+def _quality(args, path, dev) -> dict:
+    from trainables import han, jomold, rlld
+
+    runs: dict[str, dict] = {}
+    t0 = time.perf_counter()
+    runs["han"] = han.fit(han.Config(epochs=args.epochs, seed=args.seed), path, device=dev)
+    runs["han"]["wall_s"] = time.perf_counter() - t0
+    with tempfile.TemporaryDirectory(prefix="avtune-bench-rlld-est-") as cache:
+        t0 = time.perf_counter()
+        runs["jomold"] = jomold.fit(jomold.Config(epochs=args.epochs, estimator_epochs=args.epochs,
+                                                  seed=args.seed), path, device=dev,
+                                    estimator_cache_dir=cache)
+        runs["jomold"]["wall_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    runs["rlld"] = rlld.fit(_cfg(args, epochs=args.epochs, seed=args.seed, sync=True), path,
+                            device=dev)
+    runs["rlld"]["wall_s"] = time.perf_counter() - t0
+    print("\ntest F-scores (model selected by val/seg_Type)")
+    print(f"{'run':<8s}" + "".join(f"{k:>12s}" for k in SCORE_KEYS) + f"{'wall s':>9s}")
+    for name, res in runs.items():
+        print(f"{name:<8s}" + "".join(f"{res.get('test/' + k, float('nan')):12.1f}"
+                                     for k in SCORE_KEYS) + f"{res['wall_s']:9.0f}")
+    print("\nlabel denoising on the train split (selected epoch)")
+    print(f"{'run':<8s}" + "".join(f"{k.split('/')[1]:>14s}" for k in DENOISE_KEYS))
+    for name in ("jomold", "rlld"):
+        print(f"{name:<8s}" + "".join(f"{runs[name].get(k, float('nan')):14.3f}"
+                                     for k in DENOISE_KEYS))
+    return {k: {m: float(v) for m, v in r.items()} for k, r in runs.items()}
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     import ray
@@ -121,6 +167,9 @@ def main(argv: list[str] | None = None) -> int:
     args.epochs = args.epochs or (25 if gpu else 2)
     if args.actor_gpus is None:
         args.actor_gpus = 0.25 if gpu else 0.0
+    if args.epochs < 1 or args.actors < 1 or args.staleness < 0:
+        print("error: --epochs and --actors must be >= 1, --staleness >= 0", file=sys.stderr)
+        return 2
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = sorted(set(modes) - {"sync", "async"})
     if bad or not modes:
@@ -135,7 +184,15 @@ def main(argv: list[str] | None = None) -> int:
     print(f"data    {describe_data(args.data)}")
     print(f"device  {dev}{' (' + torch.cuda.get_device_name(dev) + ')' if gpu else ''}; "
           f"{args.actors} actors x {args.actor_cpus} CPU, {args.actor_gpus} GPU; "
-          f"epochs {args.epochs}; learner threads {args.threads}")
+          f"epochs {args.epochs}; learner threads {args.threads}"
+          + (f"; validation slowed by {args.eval_slowdown} s (emulation)" if args.eval_slowdown else ""))
+    if args.quality:
+        out = _quality(args, path, dev)
+        if args.json:
+            with open(args.json + ".tmp", "w") as f:
+                json.dump({"data": args.data, "epochs": args.epochs, "runs": out}, f, indent=2)
+            os.replace(args.json + ".tmp", args.json)
+        return 0
     ncpu = os.cpu_count() or 2
     ray.init(address="local", num_cpus=max(ncpu, int(args.actors * args.actor_cpus + 1)),
              num_gpus=torch.cuda.device_count() if gpu else 0, include_dashboard=False,
@@ -157,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['denoise_f1_a']:>6.3f}/{r['denoise_f1_v']:.3f}")
     by = {r["mode"].split()[0]: r for r in rows}
     summary: dict = {"data": args.data, "device": str(dev), "epochs": args.epochs,
-                     "actors": args.actors, "runs": rows}
+                     "actors": args.actors, "eval_slowdown_s": args.eval_slowdown, "runs": rows}
     if "sync" in by and "async" in by:
         speed = by["async"]["steps_per_s"] / by["sync"]["steps_per_s"]
         delta = by["async"]["val_seg_Type"] - by["sync"]["val_seg_Type"]

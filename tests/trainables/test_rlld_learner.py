@@ -269,3 +269,27 @@ def test_no_inter_reward_ablation_zeroes_inter(tiny):
     assert m["reward/inter"] == 0.0
     learner2 = _learner(tiny, small_cfg(sync=True), DelayedEvaluator(1))
     assert learner2.run_epoch()["reward/inter"] > 0.3
+
+
+def test_pending_step_log_probs_are_rebuilt_exactly_after_later_updates(tiny):
+    """With dropout on and the agent updated in between, step t's forward is reproduced."""
+    ev = DelayedEvaluator(delay=100)
+    learner = _learner(tiny, small_cfg(staleness=3, agent_dropout=0.3), ev)
+    batches = R.overlapping_batches(len(learner.train), 16, 0.25, torch.Generator().manual_seed(0))
+    for idx in batches[:3]:
+        learner.act_and_train(idx)
+    assert sorted(learner.pending) == [0, 1, 2] and learner.version == 0
+    rec0 = learner.pending[0]
+    _, _, p_a, p_v = learner.policy_log_probs(rec0)
+    assert torch.equal(p_a, rec0.p_a) and torch.equal(p_v, rec0.p_v)
+    learner._apply([(1, ev.metrics(1))])  # step 1's reward first: the agent moves on
+    assert learner.version == 1 and learner.applied_steps == [1]
+    lp_a, _, p_a, p_v = learner.policy_log_probs(rec0)
+    assert torch.equal(p_a, rec0.p_a) and torch.equal(p_v, rec0.p_v)
+    y = learner.train.labels[rec0.idx]
+    a, v, m = learner._inputs(rec0.idx)
+    with torch.random.fork_rng():
+        torch.set_rng_state(rec0.rng[0])
+        live_p_a, _ = learner._policy(learner.agent, a, v, m, y)
+    assert not torch.equal(live_p_a, rec0.p_a)  # the live agent would give other log-probs
+    assert lp_a.requires_grad

@@ -169,7 +169,11 @@ def instance_loss(z_v: torch.Tensor, z_a: torch.Tensor, protos: torch.Tensor, we
 
 
 class TiedAutoencoder(nn.Module):
-    """One hidden layer, decoder weight = encoder weight transposed; shared by both modalities."""
+    """One hidden layer, decoder weight = encoder weight transposed; shared by both modalities.
+
+    Its input is a category representation, i.e. a vector over the (local) batch, so ``dim`` is
+    the per-rank batch size.
+    """
 
     def __init__(self, dim: int, hidden: int) -> None:
         super().__init__()
@@ -182,11 +186,17 @@ class TiedAutoencoder(nn.Module):
         return h @ self.weight + self.b_dec
 
 
-def category_representations(z: torch.Tensor, protos: torch.Tensor, tau2: float) -> torch.Tensor:
-    """Per-class representations of a batch: for prototype k, the softmax-over-the-batch weighted
-    mean of the embeddings, ``u_k = sum_i softmax_i(c'_k^T z_i / tau2) z_i`` (K, d)."""
-    att = F.softmax(F.normalize(protos, dim=1) @ z.t() / tau2, dim=1)  # (K, B)
-    return att @ z
+def category_representations(z: torch.Tensor, protos: torch.Tensor, tau2: float,
+                             weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Per-class representations of a batch (K, B).
+
+    Row k is prototype k's column of the batch's soft assignments,
+    ``u_k = [softmax_j(z_i^T c'_j / tau2)[k]]_i``: which samples of the batch belong to class k.
+    With ``weights`` (omega) each sample's entry is scaled, so samples whose audio and visual
+    disagree shape the class representations less.
+    """
+    u = F.softmax(z @ F.normalize(protos, dim=1).t() / tau2, dim=1).t()
+    return u if weights is None else u * weights[None, :]
 
 
 def _class_nce(anchor: torch.Tensor, positive: torch.Tensor, tau: float) -> torch.Tensor:
@@ -196,23 +206,27 @@ def _class_nce(anchor: torch.Tensor, positive: torch.Tensor, tau: float) -> torc
 
 
 def category_loss(z_v: torch.Tensor, z_a: torch.Tensor, protos: torch.Tensor, ae: TiedAutoencoder,
-                  *, tau2: float = 0.1, tau_cat: float = 0.1) -> torch.Tensor:
+                  *, tau2: float = 0.1, tau_cat: float = 0.1,
+                  weights: torch.Tensor | None = None) -> torch.Tensor:
     """Category-level loss ``L_cat = (l_cv + l_ca + l_rv + l_ra) / 4`` (Eq. 11-13).
 
-    Category representations ``u_v``, ``u_a`` (K, d) come from the second prototype set; the shared
-    tied-weight autoencoder reconstructs them (``r_v``, ``r_a``).
+    Category representations ``u_v``, ``u_a`` (K, B) come from the second prototype set (see
+    :func:`category_representations`); the shared tied-weight autoencoder reconstructs them
+    (``r_v``, ``r_a``).
 
     * intra-modal (Eq. 12): ``l_rm = NCE(r_m, u_m)``, a class's reconstruction must identify its
       own category representation among the K of the same modality;
-    * inter-modal (Eq. 13): ``l_cv = NCE(u_v, r_a)``, ``l_ca = NCE(u_a, r_v)``, the visual class
-      representation must identify the same class's audio representation (through the shared
-      autoencoder) and vice versa.
+    * inter-modal (Eq. 13): ``l_cv = NCE(u_v, r_a)``, ``l_ca = NCE(u_a, r_v)``, the visual
+      representation of a class must identify the same class's audio representation (through the
+      shared autoencoder) and vice versa, i.e. both modalities must put the same samples in the
+      same class, and different classes must select different samples.
 
-    Because classes are aggregates over many samples, a few mismatched pairs hardly move them;
-    collapsing all classes onto one point costs ``log K``, so the term spreads the classes apart.
+    A class representation aggregates the whole batch, so it is a class-level, not an
+    instance-level, constraint (instance contrast would reward the video-specific nuisance).
+    Collapsing every sample onto one assignment makes all rows parallel and costs ``log K``.
     """
-    u_v = category_representations(z_v, protos, tau2)
-    u_a = category_representations(z_a, protos, tau2)
+    u_v = category_representations(z_v, protos, tau2, weights)
+    u_a = category_representations(z_a, protos, tau2, weights)
     r_v, r_a = ae(u_v), ae(u_a)
     l_rv = _class_nce(r_v, u_v, tau_cat)
     l_ra = _class_nce(r_a, u_a, tau_cat)

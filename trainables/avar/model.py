@@ -23,10 +23,13 @@ class AVARNet(nn.Module):
         embed_dim: Shared-space size d.
         cls_hidden: Width of the first classifier layer.
         ae_hidden: Width of the tied autoencoder's code.
+        ae_input: Input size of the autoencoder: the per-rank batch size (category
+            representations are vectors over the batch).
     """
 
     def __init__(self, visual_dim: int, audio_dim: int, num_classes: int, *, hidden_dim: int = 512,
-                 embed_dim: int = 256, cls_hidden: int = 512, ae_hidden: int = 128) -> None:
+                 embed_dim: int = 256, cls_hidden: int = 512, ae_hidden: int = 32,
+                 ae_input: int = 64) -> None:
         super().__init__()
         self.f_v = _mlp(visual_dim, hidden_dim, embed_dim)
         self.f_a = _mlp(audio_dim, hidden_dim, embed_dim)
@@ -34,7 +37,7 @@ class AVARNet(nn.Module):
         self.g = _mlp(2 * embed_dim, cls_hidden, num_classes)
         self.protos = nn.Parameter(F.normalize(torch.randn(num_classes, embed_dim), dim=1))
         self.protos_cat = nn.Parameter(F.normalize(torch.randn(num_classes, embed_dim), dim=1))
-        self.ae = TiedAutoencoder(embed_dim, ae_hidden)
+        self.ae = TiedAutoencoder(ae_input, ae_hidden)
 
     @torch.no_grad()
     def normalize_prototypes(self) -> None:

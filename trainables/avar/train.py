@@ -60,7 +60,10 @@ class Config:
         hidden_dim: Encoder MLP hidden width.
         embed_dim: Shared-space size.
         cls_hidden: First classifier layer width.
-        ae_hidden: Tied autoencoder code size.
+        ae_hidden: Tied autoencoder code size (a bottleneck below the per-rank batch size, the
+            autoencoder's input size).
+        cat_omega: Also scale the category representations by the omega weights (an addition;
+            the paper weights only the instance-level loss, Eq. 10).
         tau1: Temperature of the noise-estimation similarity (paper: 1).
         tau2: Prototype softmax temperature (paper: 0.1).
         tau_cat: Temperature of the category-level contrast.
@@ -90,10 +93,11 @@ class Config:
     hidden_dim: int = 512
     embed_dim: int = 256
     cls_hidden: int = 512
-    ae_hidden: int = 128
+    ae_hidden: int = 32
     tau1: float = 1.0
     tau2: float = 0.1
     tau_cat: float = 0.1
+    cat_omega: bool = False
     top_n: int = 32
     epsilon_v: float = 0.5
     epsilon_a: float = 0.5
@@ -200,6 +204,9 @@ def fit(cfg: Config, data_path: str | os.PathLike, *, reporter: Reporter | None 
     test = load_avar(data_path, "test").to(dev) if meta["splits"].get("test", 0) else None
     k = train.num_classes
     n, t = train.visual.shape[:2]
+    if n == 0 or len(val) == 0:
+        raise ValueError(f"{data_path}: fit needs videos in both the train and val splits "
+                         f"(have {n} train, {len(val)} val)")
     rank, world = _dist()
     use_ins = cfg.variant in ("ins", "full")
     use_cat = cfg.variant in ("cat", "full")
@@ -208,9 +215,13 @@ def fit(cfg: Config, data_path: str | os.PathLike, *, reporter: Reporter | None 
                          f"instance-level loss (Sinkhorn equal partition over the batch)")
     if cfg.batch_size < world:
         raise ValueError(f"batch_size={cfg.batch_size} is smaller than the world size {world}")
+    if use_cat and cfg.batch_size % world:
+        raise ValueError(f"batch_size={cfg.batch_size} must be divisible by the world size {world} "
+                         f"(the category-level autoencoder's input is the per-rank batch)")
 
     model = AVARNet(train.visual.shape[-1], train.audio.shape[-1], k, hidden_dim=cfg.hidden_dim,
-                    embed_dim=cfg.embed_dim, cls_hidden=cfg.cls_hidden, ae_hidden=cfg.ae_hidden).to(dev)
+                    embed_dim=cfg.embed_dim, cls_hidden=cfg.cls_hidden, ae_hidden=cfg.ae_hidden,
+                    ae_input=cfg.batch_size // world).to(dev)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator().manual_seed(seed)
 
@@ -269,8 +280,10 @@ def fit(cfg: Config, data_path: str | os.PathLike, *, reporter: Reporter | None 
         total, steps = 0.0, 0
         for s in range(0, n, cfg.batch_size):
             idx = perm[s:s + cfg.batch_size]
-            if phase == "contrastive" and use_ins and len(idx) <= k:
-                break  # the short tail cannot be equally partitioned into K clusters
+            if phase == "contrastive" and ((use_ins and len(idx) <= k) or (use_cat and len(idx) < cfg.batch_size)):
+                # The short tail cannot be equally partitioned into K clusters, nor fed to the
+                # fixed-width category autoencoder.
+                break
             if len(idx) < world:
                 break
             idx = idx[rank::world]
@@ -290,7 +303,8 @@ def fit(cfg: Config, data_path: str | os.PathLike, *, reporter: Reporter | None 
                                                 standardize=cfg.sinkhorn_standardize)
                 if use_cat:
                     loss = loss + category_loss(z_v, z_a, model.protos_cat, model.ae, tau2=cfg.tau2,
-                                                tau_cat=cfg.tau_cat)
+                                                tau_cat=cfg.tau_cat,
+                                                weights=weights[idx] if cfg.cat_omega else None)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if world > 1:

@@ -10,7 +10,8 @@ Generative story (all figures from the embedded ``llp_stats.json``, derived from
 1. **Weak label set** of each video: drawn from the empirical distribution of train label sets
    (``train_label_sets``), which fixes labels per video, class frequencies and co-occurrence.
 2. **Modality state** of each (video, labelled class): audio-visual / audio-only / visual-only /
-   neither, with the per-class shares of ``modality_split_eval``. This is the modality-specific
+   neither, with the per-class shares of ``modality_split_eval`` (scalable by
+   ``modality_noise_scale`` and ``neither_scale``). This is the modality-specific
    label noise: the weak label says "present", the truth may be "only audible" (e.g. off-screen
    speech, 76% of Speech) or "only visible".
 3. **Events**: one interval per active (video, class, modality) whose length is
@@ -101,9 +102,13 @@ class SimParams:
         obs_noise: Std of isotropic (uniform) noise added per output dimension.
         frame_jitter: Std of per-frame deviations when res152 is stored with 8 frames; they sum
             to zero over a segment's frames, so frame-averaging recovers the averaged features.
+        modality_noise_scale: Multiplier of the per-class audio-only and visual-only shares
+            (1 = the real LLP figures, 0 = every labelled class is audio-visual, i.e. no
+            modality-specific label noise); 'both' takes up the difference. The main handle on
+            the weak-vs-true-label gap.
         neither_scale: Multiplier of the 'neither' share (a weak label with no event in either
-            modality; about 1% in real LLP). The rest is renormalised. A video whose labels all
-            come out 'neither' has them set to 'both' (real videos show something).
+            modality; about 1% in real LLP); 'both' takes up the difference. A video whose
+            labels all come out 'neither' has them set to 'both' (real videos show something).
         av_sync: Chance that an audio-visual class's audio and visual events share their relative
             position (otherwise drawn independently).
     """
@@ -123,6 +128,7 @@ class SimParams:
     context: float = 0.15
     obs_noise: float = 0.3
     frame_jitter: float = 0.3
+    modality_noise_scale: float = 1.0
     neither_scale: float = 1.0
     av_sync: float = 0.8
 
@@ -192,12 +198,20 @@ def _label_set_table(stats: Mapping[str, Any]) -> tuple[np.ndarray, np.ndarray]:
     return table, probs / probs.sum()
 
 
-def _state_table(stats: Mapping[str, Any], neither_scale: float) -> np.ndarray:
-    """(25, 4) per-class probabilities of both / audio_only / visual_only / neither."""
+def _state_table(stats: Mapping[str, Any], params: SimParams) -> np.ndarray:
+    """(25, 4) per-class probabilities of both / audio_only / visual_only / neither.
+
+    The single-modality shares are scaled by ``modality_noise_scale`` and 'neither' by
+    ``neither_scale``; 'both' takes the remainder (if the scaled shares exceed 1 they are
+    renormalised and 'both' is 0).
+    """
     split = stats["modality_split_eval"]
     p = np.array([[split[c][s] for s in STATES] for c in LLP_CLASSES], np.float64)
-    p[:, 3] *= neither_scale
-    return p / p.sum(1, keepdims=True)
+    p = p / p.sum(1, keepdims=True)
+    noisy = p[:, 1:] * np.array([params.modality_noise_scale] * 2 + [params.neither_scale])
+    total = noisy.sum(1, keepdims=True)
+    noisy = np.where(total > 1, noisy / np.maximum(total, 1e-12), noisy)
+    return np.concatenate([1 - noisy.sum(1, keepdims=True), noisy], axis=1).clip(0, 1)
 
 
 def _length_q(stats: Mapping[str, Any]) -> np.ndarray:
@@ -233,7 +247,7 @@ def simulate_truth(n: int, rng: np.random.Generator, params: SimParams, stats: M
     used = classes >= 0
     cls0 = np.where(used, classes, 0)
 
-    state_p = _state_table(stats, params.neither_scale)[cls0]  # (N, 3, 4)
+    state_p = _state_table(stats, params)[cls0]  # (N, 3, 4)
     cum = state_p.cumsum(-1)
     r = rng.random((n, MAX_LABELS, 1))
     states = np.minimum((r > cum).sum(-1), len(STATES) - 1)

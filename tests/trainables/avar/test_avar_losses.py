@@ -165,7 +165,7 @@ def test_category_loss_rewards_class_structure():
     zv = F.normalize(base[y] + 0.05 * torch.randn(64, 16, generator=g), dim=1)
     za = F.normalize(base[y] + 0.05 * torch.randn(64, 16, generator=g), dim=1)
     torch.manual_seed(0)
-    ae = TiedAutoencoder(16, 32)
+    ae = TiedAutoencoder(64, 16)  # input: the batch size
     structured = category_loss(zv, za, protos, ae).item()
     collapsed = category_loss(F.normalize(torch.ones(64, 16), dim=1), F.normalize(torch.ones(64, 16), dim=1),
                               protos, ae).item()

@@ -147,6 +147,20 @@ def test_neither_scale_and_no_empty_videos():
         assert ((t.gt_audio | t.gt_visual).reshape(5000, -1).sum(1) > 0).all()
 
 
+def test_modality_noise_scale():
+    clean = simulate_truth(4000, np.random.default_rng(3), SimParams(modality_noise_scale=0, neither_scale=0))
+    np.testing.assert_array_equal(clean.gt_audio.any(1), clean.labels.astype(bool))
+    np.testing.assert_array_equal(clean.gt_visual.any(1), clean.labels.astype(bool))
+    half = simulate_truth(20000, np.random.default_rng(3), SimParams(modality_noise_scale=0.5))
+    sp = half.states[half.classes == LLP_CLASSES.index("Speech")]
+    want = 0.5 * STATS["modality_split_eval"]["Speech"]["audio_only"]
+    assert abs((sp == 1).mean() - want) < 0.02
+    # Scaled shares above 1 are renormalised: no negative 'both' probability.
+    loud = simulate_truth(4000, np.random.default_rng(3), SimParams(modality_noise_scale=3))
+    sp = loud.states[loud.classes == LLP_CLASSES.index("Speech")]
+    assert (sp == 0).mean() < 0.05 and (sp == 1).mean() > 0.9
+
+
 def test_features_carry_class_only_where_event_is_on(tmp_path):
     """With every nuisance knob at 0, a stream is exactly zero where its modality has no event."""
     quiet = SimParams(noise=0, nuisance=0, distractor_prob=0, leakage=0, context=0, obs_noise=0,

@@ -1,0 +1,141 @@
+"""Sweep CLI without running Ray: listing, dry runs, plans, resources and bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+import search_spaces
+from orchestrator import sweep, tune_runner
+
+HERE = Path(__file__).resolve().parent
+
+
+def _plan(*argv, total=None):
+    return sweep.build_plan(sweep.parse_args(list(argv)), total or {"CPU": 2.0, "GPU": 0.0})
+
+
+def test_list_names_every_sweep_with_metric_and_mode(capsys):
+    assert sweep.main(["--list"]) == 0
+    out = capsys.readouterr().out
+    for name, spec in search_spaces.registry().items():
+        line = next(ln for ln in out.splitlines() if ln.startswith(name + " "))
+        assert spec.metric in line and f"({spec.mode})" in line and spec.description in line
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["no_such_sweep"], "unknown sweep 'no_such_sweep'"),
+    (["jomold_thresholds", "--data", "llp-sim-huge"], "unknown data spec 'llp-sim-huge'"),
+    (["jomold_thresholds", "--data", "llp=/no/such/dir"], "/no/such/dir"),
+    (["jomold_thresholds", "--set", "no_such_field=1"], "unknown config key 'no_such_field'"),
+    (["jomold_thresholds", "--set", "lr=fast"], "lr=fast"),
+    (["jomold_thresholds", "--set", "warmup_mode=sideways"], "warmup_mode"),
+    (["jomold_thresholds", "--set", "epochs=3"], "--max-epochs"),
+    (["han_baseline", "--grid"], "defines no grid"),
+    (["jomold_thresholds", "--gpus-per-trial", "0.5"], "no GPU"),
+])
+def test_bad_input_is_named_and_exits_2(argv, needle, capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "_local_resources", lambda: {"CPU": 2.0, "GPU": 0.0})
+    assert sweep.main([*argv, "--dry-run", "--storage", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and needle in err
+
+
+@pytest.mark.parametrize("argv, needle", [
+    (["jomold_thresholds", "--num-samples", "0"], "--num-samples must be >= 1"),
+    (["jomold_thresholds", "--gpus-per-trial", "-1"], "--gpus-per-trial must be >= 0"),
+    (["jomold_thresholds", "--gpus-per-trial", "1.5"], "whole number"),
+    (["jomold_thresholds", "--cpus-per-trial", "0"], "--cpus-per-trial must be > 0"),
+    (["jomold_thresholds", "--max-epochs", "x"], "--max-epochs must be an integer"),
+    (["jomold_thresholds", "--seed", "-3"], "--seed must be in"),
+    (["jomold_thresholds", "--scheduler", "pbt"], "invalid choice"),
+    (["jomold_thresholds", "--set", "novalue"], "KEY=VALUE"),
+    ([], "a sweep NAME is required"),
+])
+def test_out_of_range_options_exit_2(argv, needle, capsys):
+    with pytest.raises(SystemExit) as e:
+        sweep.main(argv)
+    assert e.value.code == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_cli_process_exit_code_and_message(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "orchestrator.sweep", "nope", "--dry-run"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 2 and "unknown sweep 'nope'" in r.stderr and r.stdout == ""
+
+
+def test_resume_without_a_previous_sweep_is_an_error(tmp_path, capsys):
+    assert sweep.main(["jomold_thresholds", "--resume", "--storage", str(tmp_path)]) == 2
+    assert "no interrupted sweep of 'jomold_thresholds'" in capsys.readouterr().err
+
+
+def test_cpu_preset_is_used_and_announced():
+    plan = _plan("jomold_thresholds")
+    spec = plan.spec
+    assert plan.trial["data"] == spec.cpu_data and plan.trial["epochs"] == spec.cpu_epochs
+    assert plan.num_samples == spec.cpu_num_samples and plan.trial["gpus"] == 0.0
+    assert any("no GPU found" in n and spec.cpu_data in n for n in plan.notes)
+    # JoMoLD's estimator follows the shortened run.
+    assert plan.trial["base"]["estimator_epochs"] == spec.cpu_epochs
+    assert plan.max_concurrent == 2  # 2 CPUs, 1 CPU per trial
+
+
+def test_gpu_defaults_and_fractional_sharing():
+    plan = _plan("jomold_thresholds", "--grid", total={"CPU": 16.0, "GPU": 1.0})
+    spec = plan.spec
+    assert plan.trial["data"] == spec.default_data and plan.trial["epochs"] == spec.default_epochs
+    assert not plan.notes or not any("no GPU" in n for n in plan.notes)
+    assert plan.trial["gpus"] == 0.125 and plan.max_concurrent == 8
+    assert plan.num_samples == 1 and plan.trial["grid"]
+
+
+def test_explicit_flags_override_the_preset_and_set_is_typed():
+    plan = _plan("han_baseline", "--data", "llp-sim-tiny", "--max-epochs", "2", "--num-samples", "3",
+                 "--cpus-per-trial", "2", "--set", "batch_size=64", "--set", "with_ca=false",
+                 "--seed", "7")
+    t = plan.trial
+    assert (t["data"], t["epochs"], plan.num_samples, t["seed"]) == ("llp-sim-tiny", 2, 3, 7)
+    assert t["base"] == {"batch_size": 64, "with_ca": False}
+    assert plan.max_concurrent == 1  # 2 CPUs per trial on a 2-CPU machine
+    assert not any("no GPU found" in n for n in plan.notes)
+
+
+def test_max_concurrent_from_resources():
+    mc = tune_runner.max_concurrent
+    assert mc({"CPU": 16, "GPU": 1}, {"CPU": 1, "GPU": 0.25}, None, 20) == 4
+    assert mc({"CPU": 16, "GPU": 1}, {"CPU": 1, "GPU": 0.25}, 2, 20) == 2
+    assert mc({"CPU": 2}, {"CPU": 1, "GPU": 0.0}, None, 1) == 1
+    # An autoscaling cluster without GPU nodes yet: the GPU demand does not cap concurrency.
+    assert mc({"CPU": 8, "GPU": 0}, {"CPU": 1, "GPU": 1}, None, 20) == 8
+    assert mc({"CPU": 1}, {"CPU": 4}, None, 5) == 1
+
+
+def test_trial_resources_and_names():
+    pgf = tune_runner.trial_resources({"cpus": 2, "gpus": 0.25, "workers": 1}, [{"CPU": 1}])
+    assert pgf.bundles == [{"CPU": 2.0, "GPU": 0.25}, {"CPU": 1}]
+    ddp = tune_runner.trial_resources({"cpus": 1, "gpus": 0, "workers": 2})
+    assert "CPU" not in ddp.bundles[0]  # the DDP workers reserve their own CPUs
+    assert tune_runner.per_trial_demand({"cpus": 1, "gpus": 0.5, "workers": 2}, [{"CPU": 1}]) == \
+        {"CPU": 3.0, "GPU": 1.0}
+    trial = SimpleNamespace(trial_id="abc12", config={"theta_v": 1.8, "theta_a": 0.612345, "mode": "paper"})
+    assert tune_runner.trial_name(trial) == "abc12[mode=paper,theta_a=0.6123,theta_v=1.8]"
+
+
+def test_trial_overrides_merge_base_tuned_epochs_seed():
+    plan = {"base": {"lr": 1e-3, "theta_a": 0.1}, "epochs": 3, "seed": 5, "grid": False, "sweep": "x"}
+    assert tune_runner.trial_overrides(plan, {"theta_a": 0.6}) == \
+        {"lr": 1e-3, "theta_a": 0.6, "epochs": 3, "seed": 5}
+
+
+def test_dry_run_prints_resolved_plan(capsys, tmp_path, monkeypatch):
+    monkeypatch.setattr(sweep, "_local_resources", lambda: {"CPU": 2.0, "GPU": 0.0})
+    assert sweep.main(["jomold_thresholds", "--dry-run", "--grid", "--storage", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "grid of 20 cells" in out and "theta_v: [1.6, 1.7, 1.8, 1.9, 2.0]" in out
+    assert "data        llp-sim-small" in out and str(tmp_path) in out
+    assert not any(tmp_path.iterdir())  # a dry run writes nothing
