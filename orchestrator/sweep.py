@@ -206,16 +206,25 @@ def _local_resources() -> dict[str, float]:
     return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
 
 
-def _find_latest(storage: str, sweep: str) -> str:
+def _find_latest(storage: str, sweep_ref: str) -> str:
+    """Name of the newest experiment under ``storage`` whose saved plan ran ``sweep_ref``."""
+    import json
+
     from orchestrator.tune_runner import PLAN_FILE
 
     if "://" in storage:
         raise SweepError("--resume on remote storage needs --name (the experiment to continue)")
     root = Path(storage)
-    cands = [d for d in root.glob(f"{sweep}-*") if (d / PLAN_FILE).is_file()] if root.is_dir() else []
+    cands = []
+    for f in root.glob(f"*/{PLAN_FILE}") if root.is_dir() else []:
+        try:
+            if json.loads(f.read_text()).get("sweep") == sweep_ref:
+                cands.append(f)
+        except (OSError, ValueError):
+            continue
     if not cands:
-        raise SweepError(f"--resume: no interrupted sweep of {sweep!r} under {storage}; pass --name")
-    return max(cands, key=lambda d: (d / PLAN_FILE).stat().st_mtime).name
+        raise SweepError(f"--resume: no interrupted sweep of {sweep_ref!r} under {storage}; pass --name")
+    return max(cands, key=lambda f: f.stat().st_mtime).parent.name
 
 
 def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) -> Plan:
@@ -237,7 +246,7 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
     total = dict(total if total is not None else _local_resources())
 
     if args.resume:
-        name = args.run_name or _find_latest(storage, spec.name)
+        name = args.run_name or _find_latest(storage, args.name)
         try:
             trial = load_plan(f"{storage.rstrip('/')}/{name}")
         except FileNotFoundError as e:

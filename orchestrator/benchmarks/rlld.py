@@ -164,7 +164,8 @@ def main(argv: list[str] | None = None) -> int:
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     gpu = dev.type == "cuda"
     args.data = args.data or ("llp-sim" if gpu else "llp-sim-small")
-    args.epochs = args.epochs or (25 if gpu else 2)
+    if args.epochs is None:
+        args.epochs = 25 if gpu else 2
     if args.actor_gpus is None:
         args.actor_gpus = 0.25 if gpu else 0.0
     if args.epochs < 1 or args.actors < 1 or args.staleness < 0:

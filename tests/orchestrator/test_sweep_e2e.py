@@ -73,20 +73,6 @@ def test_tiny_han_sweep_end_to_end(tmp_path):
     assert (tmp_path / "ray_results" / "tiny" / "avtune_plan.json").is_file()
 
 
-def test_grid_sweep_runs_every_cell_with_heatmap(tmp_path):
-    r = run_sweep(tmp_path, "avtune_fake_sweep:SPEC", "--grid", "--name", "grid")
-    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    c, parents, children = runs_of(tmp_path, "fake_quadratic")
-    cells = sorted((float(ch.data.params["config/x"]), float(ch.data.params["config/y"])) for ch in children)
-    assert cells == [(0.5, 1.8), (0.5, 2.0), (0.6, 1.8), (0.6, 2.0)]
-    assert all(ch.info.run_name.endswith("]") and "x=0." in ch.info.run_name for ch in children)
-    arts = [a.path for a in c.list_artifacts(parents[0].info.run_id, "tables")]
-    assert "tables/heatmap.png" in arts
-    # The fake's optimum is x=0.6, y=1.8 (50 + 2 epochs): the sweep must find it.
-    assert "best trial" in r.stdout and "x=0.6, y=1.8" in r.stdout
-    assert parents[0].data.metrics["best/val/seg_Type"] == pytest.approx(52.0)
-
-
 @pytest.mark.slow
 def test_ddp_trial_with_two_workers(tmp_path):
     r = run_sweep(tmp_path, "avtune_fake_sweep:SPEC", "--num-samples", "1", "--workers-per-trial", "2",

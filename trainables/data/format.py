@@ -133,8 +133,15 @@ def write_dataset(
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=out.parent)
     os.close(fd)
     try:
-        # Row groups of ~1k videos keep split filtering cheap without bloating the footer.
-        pq.write_table(table, tmp, compression="zstd", row_group_size=1024)
+        # Tensor columns are dense noise-like floats: compression and dictionary encoding buy ~10% of
+        # size and cost 3-10x in write and read time (measured on 2000 LLP-sized videos), and every
+        # trial pays the read. Row groups of ~1k videos keep split filtering cheap.
+        pq.write_table(
+            table, tmp, row_group_size=1024, use_dictionary=["video_id", "split"],
+            compression={name: ("zstd" if name in ("video_id", "split") else "none")
+                         for name in table.column_names},
+        )
+        os.chmod(tmp, 0o644)  # mkstemp creates 0600; data sets are meant to be shared
         os.replace(tmp, out)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -190,8 +197,11 @@ def read_split(
     for name in names:
         col = table.column(name).combine_chunks()
         shape = meta["shapes"][name]
-        values = col.values.to_numpy(zero_copy_only=False)
-        out[name] = np.ascontiguousarray(values.reshape(len(ids), *shape))
+        values = col.values.to_numpy(zero_copy_only=False).reshape(len(ids), *shape)
+        # Zero-copy views of Arrow buffers are read-only; torch.from_numpy needs writable memory.
+        if not values.flags.writeable or not values.flags.c_contiguous:
+            values = np.array(values, order="C", copy=True)
+        out[name] = values
     return ids, out
 
 

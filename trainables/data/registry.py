@@ -160,7 +160,7 @@ def _path_spec(spec: str) -> tuple[str, Path]:
     prefix, _, raw = spec.partition("=")
     if not raw:
         raise ValueError(f"data spec {spec!r}: no path after '='")
-    path = Path(raw).expanduser()
+    path = Path(raw).expanduser().resolve()  # absolute: Ray workers run in other directories
     if not path.exists():
         raise ValueError(f"data spec {spec!r}: {path} does not exist")
     try:

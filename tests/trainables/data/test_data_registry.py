@@ -77,10 +77,12 @@ def test_cache_key_changes_with_preset_params(cache, monkeypatch):
     assert fmt.params_key(*k1) != fmt.params_key(*k2)
 
 
-def test_path_specs(tmp_path, cache):
+def test_path_specs(tmp_path, cache, monkeypatch):
     d = make_llp_sim(tmp_path / "sim", n_train=8, n_val=4, n_test=4).parent
     assert registry.resolve_data(f"llp={d}") == d
     assert registry.resolve_data(f"llp={d / fmt.DATA_FILE}") == d
+    monkeypatch.chdir(tmp_path)
+    assert registry.resolve_data("llp=sim") == d and d.is_absolute()
     assert "llp-sim data set, 8/4/4 train/val/test videos, truth for train, val, test" in registry.describe_data(f"llp={d}")
     with pytest.raises(ValueError, match="does not exist"):
         registry.resolve_data(f"llp={tmp_path / 'nope'}")

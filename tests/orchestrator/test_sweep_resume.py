@@ -1,0 +1,78 @@
+"""Interrupt a sweep hard (SIGKILL after the first trial result), then ``--resume`` it."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+HERE = Path(__file__).resolve().parent
+
+
+def _env(tmp_path):
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
+            "AVTUNE_FAKE_LOG": str(tmp_path / "fake.log")}
+
+
+def _first_result_logged(db: Path) -> bool:
+    try:
+        with sqlite3.connect(db) as con:
+            return con.execute("select count(*) from metrics where key='val/seg_Type'").fetchone()[0] > 0
+    except sqlite3.Error:
+        return False
+
+
+@pytest.mark.slow
+def test_interrupted_grid_sweep_resumes_without_duplicates(tmp_path):
+    argv = [sys.executable, "-m", "orchestrator.sweep", "avtune_fake_sweep:SPEC", "--grid", "--name", "g",
+            "--max-concurrent", "1", "--set", "sleep_s=2.5"]
+    proc = subprocess.Popen(argv, cwd=tmp_path, env=_env(tmp_path), stdout=subprocess.DEVNULL,
+                            stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        deadline = time.time() + 240
+        while not _first_result_logged(tmp_path / "mlflow.db"):
+            assert proc.poll() is None, "sweep ended before its first result"
+            assert time.time() < deadline, "no trial result within 240 s"
+            time.sleep(0.3)
+        time.sleep(0.5)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)  # the whole process group: driver and its Ray
+        proc.wait()
+    first_run = (tmp_path / "fake.log").read_text().splitlines()
+    assert len(first_run) == 1, first_run  # killed inside the first trial
+
+    r = subprocess.run([sys.executable, "-m", "orchestrator.sweep", "avtune_fake_sweep:SPEC", "--resume"],
+                       cwd=tmp_path, env=_env(tmp_path), capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "4/4 trials finished" in r.stdout and "x=0.6, y=1.8" in r.stdout
+
+    starts = (tmp_path / "fake.log").read_text().splitlines()
+    interrupted = first_run[0].split(" from=")[0]
+    resumed = [s for s in starts[1:] if s.startswith(interrupted)]
+    # The interrupted trial continued from its last checkpoint (epoch 1, or 2 if the kill came
+    # after that one was written) instead of starting over.
+    assert len(resumed) == 1 and resumed[0].split(" from=")[1].split()[0] in ("1", "2"), starts
+    assert len(starts) == 1 + 4  # 3 fresh cells + the resumed one
+
+    c = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    exp = c.get_experiment_by_name("fake_quadratic")
+    runs = c.search_runs([exp.experiment_id])
+    parents = [x for x in runs if "mlflow.parentRunId" not in x.data.tags]
+    children = [x for x in runs if "mlflow.parentRunId" in x.data.tags]
+    assert len(parents) == 1 and len(children) == 4  # no duplicate runs
+    assert all(x.info.status == "FINISHED" for x in runs)  # nothing RUNNING or KILLED
+    assert len({x.data.tags["avtune.trial_id"] for x in children}) == 4
+    for ch in children:
+        steps = [m.step for m in c.get_metric_history(ch.info.run_id, "val/seg_Type")]
+        assert sorted(steps) == [1, 2], (ch.info.run_name, steps)
+    arts = sorted(a.path for a in c.list_artifacts(parents[0].info.run_id, "tables"))
+    assert arts == ["tables/heatmap.png", "tables/paper_table.html", "tables/paper_table.md",
+                    "tables/trials.parquet"]
+    assert parents[0].data.metrics["best/val/seg_Type"] == pytest.approx(52.0)
