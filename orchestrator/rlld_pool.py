@@ -70,9 +70,10 @@ def _pool_settings(cfg: Config | Mapping[str, Any]) -> tuple[int, float, float, 
 def extra_bundles(cfg: Config | Mapping[str, Any]) -> list[dict[str, float]]:
     """One placement-group bundle per validation actor, appended to the trial's own bundles."""
     n, gpus, cpus, _ = _pool_settings(cfg)
-    b: dict[str, float] = {"CPU": cpus}
-    if gpus > 0:
-        b["GPU"] = gpus
+    b = {k: v for k, v in (("CPU", cpus), ("GPU", gpus)) if v > 0}
+    if not b:
+        raise ValueError("eval_actor_cpus and eval_actor_gpus are both 0: an actor bundle needs "
+                         "some resource")
     return [dict(b) for _ in range(n)]
 
 

@@ -11,7 +11,6 @@ See docs/sweeps.md for every option.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import importlib
 import math
 import os
@@ -443,19 +442,22 @@ def _prepare(plan: Plan) -> None:
 
     t = plan.trial
 
-    def run_prepare(trial: dict) -> None:
+    # No trial runs yet, so on a private local Ray the one-off step may use every CPU.
+    cpus = float(t["cpus"]) if plan.address else max(float(t["cpus"]), float(plan.total.get("CPU", 1)))
+
+    def run_prepare(trial: dict, threads: int) -> None:
         import torch
 
         hook = treg.load_hook(trial["prepare"])
         mod = treg.load_module(trial["trainable"])
         cfg = treg.build_config(mod.Config, {**trial["base"], "epochs": trial["epochs"], "seed": trial["seed"]})
-        torch.set_num_threads(max(1, int(trial["cpus"])))
+        torch.set_num_threads(threads)
         device = "cuda" if trial["gpus"] > 0 and torch.cuda.is_available() else "cpu"
         hook(cfg, resolve_data(trial["data"]), device)
 
-    task = ray.remote(num_cpus=t["cpus"], num_gpus=min(1.0, t["gpus"]))(run_prepare)
+    task = ray.remote(num_cpus=cpus, num_gpus=min(1.0, t["gpus"]))(run_prepare)
     t0 = time.time()
-    ray.get(task.remote(t))
+    ray.get(task.remote(t, max(1, int(cpus))))
     print(f"[avtune] prepared {t['trainable']} once for all trials ({ref}, {time.time() - t0:.1f} s)")
 
 
@@ -528,33 +530,33 @@ def report(plan: Plan, rows: list[dict[str, Any]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """CLI entry point; returns 0 (all trials finished), 1 (some failed) or 2 (bad input)."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.list:
         print(list_sweeps())
         return 0
     try:
-        total = None
-        if args.address and not args.dry_run:
-            total = start_ray(args.address)
+        total = start_ray(args.address) if args.address and not args.dry_run else None
         plan = build_plan(args, total)
-        for n in plan.notes:
-            print(f"[avtune] {n}")
-        if args.dry_run:
-            print(describe_plan(plan))
-            return 0
-        print(describe_plan(plan))
-        if not args.address:
-            plan.total = start_ray(None, plan.total)
-        rows = fit(plan)
-    except SweepError as e:
+    except (SweepError, ValueError, FileNotFoundError) as e:
+        # Bad input: nothing has been started or written. Data specs and paths are checked
+        # where they are resolved, and their messages name the file.
+        if args.address and not args.dry_run:
+            import ray
+
+            ray.shutdown()
         print(f"error: {e}", file=sys.stderr)
         return 2
-    except (ValueError, FileNotFoundError) as e:
-        # Data specs and paths are checked where they are resolved; their messages name the file.
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    for n in plan.notes:
+        print(f"[avtune] {n}")
+    print(describe_plan(plan))
+    if args.dry_run:
+        return 0
+    if not args.address:
+        plan.total = start_ray(None, plan.total)
+    rows = fit(plan)
     print(report(plan, rows))
-    return 0 if all(r["status"] == "TERMINATED" for r in rows) and rows else 1
+    return 0 if rows and all(r["status"] == "TERMINATED" for r in rows) else 1
 
 
 if __name__ == "__main__":

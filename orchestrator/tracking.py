@@ -78,11 +78,12 @@ class MLflowSweepTracker:
         self._children: dict[str, str] = {}
         self._best: dict[str, tuple[float, float]] = {}
         self._logged: dict[str, dict[int, dict[str, float]]] = {}
+        self._resumed: set[str] = set()
 
     def __getstate__(self) -> dict:
         # Clients and cached ids are rebuilt after unpickling (e.g. by Tuner.restore).
         state = self.__dict__.copy()
-        state.update(_client=None, _exp_id=None, _parent=None, _children={}, _best={}, _logged={})
+        state.update(_client=None, _exp_id=None, _parent=None, _children={}, _best={}, _logged={}, _resumed=set())
         return state
 
     @property
@@ -136,6 +137,7 @@ class MLflowSweepTracker:
             rid = runs[0].info.run_id
             if runs[0].info.status != "RUNNING":
                 self.client.update_run(rid, status="RUNNING")
+            self._resumed.add(trial_id)
         else:
             run = self.client.create_run(self.experiment_id(), run_name=trial_name, tags={
                 PARENT_TAG: parent, TAG_TRIAL: trial_id, TAG_SWEEP: self.sweep_id, TAG_KIND: "trial"})
@@ -152,7 +154,7 @@ class MLflowSweepTracker:
         rid = self.child_run_id(trial_id, trial_name, config)
         replay = result.get("replay")
         if isinstance(replay, Mapping) and "epoch" in replay:
-            self._log_replay(rid, replay)
+            self._log_replay(rid, trial_id, replay)
         metrics = numeric_metrics(result)
         step = int(metrics.get("epoch", result.get("training_iteration", 0)))
         ts = int(float(result.get("timestamp", 0)) * 1000) or None
@@ -161,6 +163,14 @@ class MLflowSweepTracker:
         ts = ts or int(time.time() * 1000)
         # fit's final report repeats the selected epoch's values at that epoch's step; log only
         # what is new there (the test scores) so histories hold one point per epoch.
+        if trial_id in self._resumed:
+            # A trial resumed in a new driver: learn what its run already holds, so repeated
+            # epochs (the final report, a replay) are not logged twice.
+            self._resumed.discard(trial_id)
+            known = self._logged.setdefault(trial_id, {})
+            for k in metrics:
+                for m in self.client.get_metric_history(rid, k):
+                    known.setdefault(int(m.step), {})[k] = m.value
         seen = self._logged.get(trial_id, {}).get(step, {})
         batch = [Metric(k, v, ts, step) for k, v in metrics.items() if seen.get(k) != v]
         self._logged.setdefault(trial_id, {})[step] = {**seen, **metrics}
@@ -176,7 +186,7 @@ class MLflowSweepTracker:
             if better:
                 self._best[trial_id] = (v, float(step))
 
-    def _log_replay(self, rid: str, replay: Mapping[str, Any]) -> None:
+    def _log_replay(self, rid: str, trial_id: str, replay: Mapping[str, Any]) -> None:
         """Logs a resumed trial's checkpointed epoch unless that step is already in MLflow."""
         from mlflow.entities import Metric
         import time
@@ -188,6 +198,7 @@ class MLflowSweepTracker:
             return
         now = int(time.time() * 1000)
         self.client.log_batch(rid, metrics=[Metric(k, v, now, step) for k, v in metrics.items()])
+        self._logged.setdefault(trial_id, {}).setdefault(step, {}).update(metrics)
 
     def finish_trial(self, trial_id: str, trial_name: str, config: Mapping[str, Any],
                      status: str) -> None:

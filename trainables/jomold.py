@@ -362,7 +362,8 @@ def select_batch(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], y_loc
 
     Args:
         model: The model in training (plain or DDP-wrapped).
-        inputs: ``(audio, visual, motion)`` of this rank's rows.
+        inputs: ``(audio, visual, motion)`` of this rank's rows, which must be its
+            :func:`trainables.train_common.shard_slice` of the global batch.
         y_local: (b, C) weak labels of this rank's rows.
         y_global: (B, C) weak labels of the whole global batch.
         ratio_a: (C,) audio ratios (already scaled by the warm-up factor).
@@ -379,8 +380,9 @@ def select_batch(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], y_loc
             probe = raw(*inputs, with_ca=False)
     finally:
         raw.train(was_training)
-    la = tc.all_gather_cat(per_label_bce(probe.a_prob, y_local))
-    lv = tc.all_gather_cat(per_label_bce(probe.v_prob, y_local))
+    sizes = tc.shard_sizes(y_global.shape[0], tc.dist_info()[1])
+    la = tc.all_gather_cat(per_label_bce(probe.a_prob, y_local), sizes)
+    lv = tc.all_gather_cat(per_label_bce(probe.v_prob, y_local), sizes)
     return select_noisy(la, lv, y_global, ratio_a, ratio_v)
 
 

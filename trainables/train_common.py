@@ -261,24 +261,38 @@ def dist_info() -> tuple[int, int]:
     return 0, 1
 
 
-def all_gather_cat(t: torch.Tensor) -> torch.Tensor:
+def all_gather_cat(t: torch.Tensor, sizes: list[int] | None = None) -> torch.Tensor:
     """Concatenates ``t`` from every rank along dim 0, in rank order (identity without dist).
 
     Ranks may hold different numbers of rows (the last global batch of an epoch): rows are padded
     to the largest count for the collective and trimmed afterwards. No gradient flows through.
+
+    Args:
+        t: This rank's rows.
+        sizes: Every rank's row count when the caller knows them (e.g. from
+            :func:`shard_sizes`); saves a collective and a host sync.
     """
     rank, world = dist_info()
     if world == 1:
         return t
-    n = torch.tensor([t.shape[0]], device=t.device, dtype=torch.long)
-    sizes = [torch.zeros_like(n) for _ in range(world)]
-    dist.all_gather(sizes, n)
-    sizes_l = [int(s.item()) for s in sizes]
-    m = max(sizes_l)
+    if sizes is None:
+        n = torch.tensor([t.shape[0]], device=t.device, dtype=torch.long)
+        counts = [torch.zeros_like(n) for _ in range(world)]
+        dist.all_gather(counts, n)
+        sizes = [int(c.item()) for c in counts]
+    if len(sizes) != world or sizes[rank] != t.shape[0]:
+        raise ValueError(f"all_gather_cat: sizes {sizes} do not match world {world} / "
+                         f"rank {rank} rows {t.shape[0]}")
+    m = max(sizes)
     pad = t.new_zeros((m - t.shape[0], *t.shape[1:]))
     buf = [t.new_empty((m, *t.shape[1:])) for _ in range(world)]
     dist.all_gather(buf, torch.cat([t.detach(), pad]).contiguous())
-    return torch.cat([b[:s] for b, s in zip(buf, sizes_l)])
+    return torch.cat([b[:s] for b, s in zip(buf, sizes)])
+
+
+def shard_sizes(b: int, world: int) -> list[int]:
+    """Row counts of every rank's :func:`shard_slice` of a batch of ``b`` rows."""
+    return [len(range(b)[shard_slice(b, r, world)]) for r in range(world)]
 
 
 def maybe_ddp(model: nn.Module, device: torch.device) -> nn.Module:

@@ -58,8 +58,12 @@ def test_extra_bundles_one_per_actor():
     assert extra_bundles(R.Config(eval_actors=3, eval_actor_gpus=0.25, eval_actor_cpus=2)) == [
         {"CPU": 2.0, "GPU": 0.25}] * 3
     assert extra_bundles({"eval_actors": 2, "eval_actor_gpus": 0}) == [{"CPU": 1.0}] * 2
+    assert extra_bundles(R.Config(eval_actors=1, eval_actor_gpus=1, eval_actor_cpus=0)) == [
+        {"GPU": 1.0}]
     with pytest.raises(ValueError, match="eval_actors"):
         extra_bundles(R.Config(eval_actors=0))
+    with pytest.raises(ValueError, match="both 0"):
+        extra_bundles(R.Config(eval_actor_gpus=0, eval_actor_cpus=0))
 
 
 def _weights(seed):

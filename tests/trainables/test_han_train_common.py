@@ -18,6 +18,7 @@ def test_shards_cover_the_batch_in_rank_order(b, world):
     assert rows == list(range(b))
     sizes = [len(range(b)[s]) for s in parts]
     assert max(sizes) - min(sizes) <= 1
+    assert tc.shard_sizes(b, world) == sizes
 
 
 def test_epoch_batches_are_a_seeded_permutation():

@@ -206,3 +206,14 @@ def test_task_settings_are_jomolds():
     assert (mine.terminal_metric_a, mine.terminal_metric_v, mine.terminal_scale) == (
         "seg_A", "event_V", 0.1)
     assert stride_of(mine.batch_size, mine.overlap) == 96
+
+
+def test_rlld_trainable_imports_neither_ray_nor_mlflow():
+    import subprocess
+    import sys
+
+    code = ("import sys, trainables.rlld, trainables.models.rlld_agent; "
+            "bad = [m for m in ('ray', 'mlflow') if m in sys.modules]; "
+            "sys.exit(f'imported {bad}' if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr or r.stdout

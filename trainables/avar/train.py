@@ -15,6 +15,23 @@ Variants: ``late_fusion_ce`` (cross-entropy on the given labels throughout), ``n
 then hybrid supervision every epoch; no contrastive phase), ``ins`` (L_c = L_ins), ``cat``
 (L_c = L_cat), ``full``.
 
+Choices where the restated method leaves room (all documented at the function that makes them):
+
+* Each epoch visits every training video once, with one random clip of its 10 (clip-level
+  training, as with video backbones); evaluation scores all clips.
+* Omega and kNN work on video-level embeddings (mean of the normalised clip embeddings); the kNN
+  vote counts the given labels, ties go to the lowest class; omega of a pair is the mean of both
+  directions, clipped at 0 and rescaled to mean 1; an empty threshold set falls back to the
+  nearest neighbour.
+* Sinkhorn runs on scores divided by their batch standard deviation (``sinkhorn_standardize``,
+  eps 0.5): with K prototypes in a d >= K space the raw-score version collapses to uniform
+  predictions on AR-sim (loss stuck at log K); see ``losses.instance_loss``.
+* A category representation is prototype k's column of the batch's soft assignments (a vector
+  over the batch), so the tied autoencoder's input width is the per-rank batch size and
+  contrastive epochs drop the short last batch.
+* A Phase 1 epoch updates encoders, prototypes and the autoencoder (the classifier gets no
+  gradient); ``none`` runs Phase 2 every epoch after the warm-up.
+
 Under ``torch.distributed`` every rank holds the full (small, resident) data set, takes its
 ``rank::world`` share of each global batch, averages gradients with all-reduce and runs Sinkhorn
 over the global batch; omega/kNN are computed identically on every rank. The category-level
