@@ -341,6 +341,9 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
     del build  # only validated here; trials build their own
 
     name = args.run_name or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
+    if "://" not in storage and (Path(storage) / name).exists():
+        raise SweepError(f"--name {name}: {Path(storage) / name} already exists; "
+                         "continue it with --resume or pick another --name")
     trial = {
         "sweep": args.name, "trainable": spec.trainable, "data": data, "base": base,
         "epochs": int(epochs), "seed": int(args.seed), "workers": int(args.workers_per_trial),

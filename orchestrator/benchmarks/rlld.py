@@ -183,9 +183,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --data {args.data}: {e}", file=sys.stderr)
         return 2
     print(f"data    {describe_data(args.data)}")
+    pool_txt = ("no actors (in-process rewards)" if args.quality else
+                f"{args.actors} actors x {args.actor_cpus} CPU, {args.actor_gpus} GPU")
     print(f"device  {dev}{' (' + torch.cuda.get_device_name(dev) + ')' if gpu else ''}; "
-          f"{args.actors} actors x {args.actor_cpus} CPU, {args.actor_gpus} GPU; "
-          f"epochs {args.epochs}; learner threads {args.threads}"
+          f"{pool_txt}; epochs {args.epochs}; learner threads {args.threads}"
           + (f"; validation slowed by {args.eval_slowdown} s (emulation)" if args.eval_slowdown else ""))
     if args.quality:
         out = _quality(args, path, dev)

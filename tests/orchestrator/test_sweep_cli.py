@@ -139,3 +139,9 @@ def test_dry_run_prints_resolved_plan(capsys, tmp_path, monkeypatch):
     assert "grid of 20 cells" in out and "theta_v: [1.6, 1.7, 1.8, 1.9, 2.0]" in out
     assert "data        llp-sim-small" in out and str(tmp_path) in out
     assert not any(tmp_path.iterdir())  # a dry run writes nothing
+
+
+def test_existing_experiment_name_needs_resume(tmp_path, capsys):
+    (tmp_path / "taken").mkdir()
+    assert sweep.main(["jomold_thresholds", "--name", "taken", "--storage", str(tmp_path), "--dry-run"]) == 2
+    assert "already exists" in capsys.readouterr().err

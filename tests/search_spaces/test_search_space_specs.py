@@ -49,13 +49,18 @@ def test_points_and_grid_are_inside_the_space(name):
     assert spec.points_to_evaluate, f"{name}: no points_to_evaluate (paper defaults first)"
     probe = optuna.create_study().ask()
     spec.space(probe)
-    dists = probe.distributions
+    dists = dict(probe.distributions)
     for point in spec.points_to_evaluate:
-        assert set(point) == set(dists), f"{name}: point {point} does not cover the space"
+        # Running the (possibly conditional) space on the point itself: every parameter it asks
+        # for must be in the point (FixedTrial raises otherwise), and nothing else may be.
+        fixed = optuna.trial.FixedTrial(dict(point))
+        spec.space(fixed)
+        assert set(point) == set(fixed.distributions), f"{name}: point {point} does not match the space"
         for k, v in point.items():
-            assert _inside(dists[k], v), f"{name}: {k}={v} outside the space"
+            assert _inside(fixed.distributions[k], v), f"{name}: {k}={v} outside the space"
+        dists.update(fixed.distributions)
     for k, values in (spec.grid or {}).items():
-        assert k in dists
+        assert k in dists, f"{name}: grid key {k} is not tuned by the space"
         for v in values:
             assert _inside(dists[k], v), f"{name}: grid {k}={v} outside"
 

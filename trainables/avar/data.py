@@ -58,9 +58,10 @@ PRESETS: dict[str, dict[str, Any]] = {
 DEFAULT_NOISE: dict[str, Any] = dict(label_noise="sym", noise_rate=0.6, corr_rate=0.4,
                                      corr_profile="skewed")
 
-# Signal/nuisance scales (per-dimension std of the nuisance terms; prototypes have unit norm per
-# dimension, i.e. entries ~ N(0, 1)). Chosen so that a clean-label late-fusion MLP reaches roughly
-# 80-90% clip top-1 on the small preset, audio alone being weaker than visual.
+# Signal/nuisance scales (per-dimension std of the nuisance terms; prototype entries ~ N(0, 1)).
+# With video_noise 1.0 the class signal was too weak for any label-free cross-modal learning on
+# 2,000 videos (contrastive losses stayed at log K); at 0.5 a clean-label late-fusion MLP reaches
+# ~97% clip top-1 on the small preset while 60% symmetric noise drives it to ~35% (final epoch).
 DEFAULT_SIGNAL: dict[str, float] = dict(visual_scale=0.30, audio_scale=0.25, video_noise=0.5,
                                         clip_noise=0.6, group_share=0.5, background_sounds=4)
 
@@ -187,14 +188,23 @@ def generate_avar_sim(params: dict[str, Any], seed: int = 0) -> dict[str, Any]:
 
     sv, sa = float(params["visual_scale"]), float(params["audio_scale"])
     vn, cn = float(params["video_noise"]), float(params["clip_noise"])
-    # Features: signal scaled so that the nuisance dominates per dimension but not in aggregate.
-    vis = (sv * pv[y])[:, None, :] + vn * rng.standard_normal((n, 1, dv)) + \
-        cn * rng.standard_normal((n, t, dv))
-    a_src = np.where(bad & use_bg, 0, 1)
+    dtype = np.dtype(params["feature_dtype"])
     a_cls = np.where(bad, unrelated, y)
-    a_mean = np.where((a_src == 0)[:, None], pb[bg], pa[a_cls])
-    aud = (sa * a_mean)[:, None, :] + vn * rng.standard_normal((n, 1, da)) + \
-        cn * rng.standard_normal((n, t, da))
+    a_mean = np.where((bad & use_bg)[:, None], pb[bg], pa[a_cls])
+
+    def features(mean: np.ndarray, d: int) -> np.ndarray:
+        # Signal + per-video nuisance + per-clip noise. The clip noise is drawn in blocks of
+        # videos straight into the stored dtype: same numbers as one big draw (the generator
+        # fills C order), but float64 temporaries stay small for the 50-class preset.
+        out = np.empty((n, t, d), dtype=dtype)
+        base = mean[:, None, :] + vn * rng.standard_normal((n, 1, d))
+        for s in range(0, n, 2048):
+            e = min(s + 2048, n)
+            out[s:e] = base[s:e] + cn * rng.standard_normal((e - s, t, d))
+        return out
+
+    vis = features(sv * pv[y], dv)
+    aud = features(sa * a_mean, da)
 
     # Label noise on the training split only.
     label = y.copy()
@@ -207,12 +217,11 @@ def generate_avar_sim(params: dict[str, Any], seed: int = 0) -> dict[str, Any]:
             new = similar[y[:n_tr]]
         label[:n_tr] = np.where(flip, new, y[:n_tr])
 
-    dtype = np.dtype(params["feature_dtype"])
     split = np.where(is_train, "train", "val")
     ids = [f"avsim_{s}_{i:06d}" for s, i in zip(split.tolist(), np.arange(n).tolist())]
     arrays = {
-        "visual": vis.astype(dtype),
-        "audio": aud.astype(dtype),
+        "visual": vis,
+        "audio": aud,
         "label": label[:, None],
         "clean_label": y[:, None],
         "corr_ok": (~bad).astype(np.uint8)[:, None],
