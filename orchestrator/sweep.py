@@ -279,8 +279,9 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
     else:
         data, epochs, samples = spec.cpu_data, spec.cpu_epochs, spec.cpu_num_samples
         if not (args.data and args.max_epochs and (args.num_samples or args.grid)):
+            trials = "the grid" if args.grid else f"{spec.cpu_num_samples} trials"
             notes.append(f"no GPU found: using the CPU preset of {spec.name} (data {spec.cpu_data}, "
-                         f"{spec.cpu_epochs} epochs, {spec.cpu_num_samples} trials); "
+                         f"{spec.cpu_epochs} epochs, {trials}); "
                          "--data/--max-epochs/--num-samples override it")
     data = args.data or data
     try:

@@ -140,8 +140,8 @@ def write_trials_parquet(rows: Sequence[Mapping[str, Any]], path: str | os.PathL
 def heatmap_grid(rows: Sequence[Mapping[str, Any]], px: str, py: str, metric: str, max_levels: int = 12):
     """Mean ``metric`` per (px, py) cell.
 
-    Distinct values become cells when each parameter has at most ``max_levels`` of them (a grid
-    sweep); otherwise each axis is cut into 6 equal bins (a sampled sweep).
+    An axis whose values repeat (a grid sweep) gets one cell per value when it has at most
+    ``max_levels`` of them; otherwise (a sampled sweep) it is cut into 6 equal bins.
 
     Returns:
         ``(x_labels, y_labels, matrix)`` with matrix[i][j] the mean over rows in y-cell i, x-cell j
@@ -154,8 +154,9 @@ def heatmap_grid(rows: Sequence[Mapping[str, Any]], px: str, py: str, metric: st
 
     def axis(vals: list[float]):
         uniq = sorted(set(vals))
-        if len(uniq) <= max_levels:
-            return [f"{u:g}" for u in uniq], (lambda v: uniq.index(v))
+        # Repeated values mean a grid: one cell per value. Sampled values are all distinct.
+        if len(uniq) <= max_levels and (len(uniq) < len(vals) or len(uniq) <= 2):
+            return [f"{u:.4g}" for u in uniq], (lambda v: uniq.index(v))
         lo, hi, nb = min(vals), max(vals), 6
         width = (hi - lo) / nb
         labels = [f"{lo + i * width:.3g}-{lo + (i + 1) * width:.3g}" for i in range(nb)]

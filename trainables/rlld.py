@@ -250,6 +250,30 @@ def terminal_reward(metrics: Mapping[str, float], cfg: Config) -> tuple[float, f
     return get(cfg.terminal_metric_a) * s, get(cfg.terminal_metric_v) * s
 
 
+def noise_auc(keep_p: torch.Tensor, noisy: torch.Tensor) -> float:
+    """ROC AUC of ``1 - keep_p`` for telling noisy labels (True) from clean ones (ties count 1/2).
+
+    0.5 is chance, 1.0 means every noisy label has a lower keep probability than every clean one;
+    NaN when either group is empty.
+    """
+    keep_p, noisy = keep_p.float().flatten().cpu(), noisy.bool().flatten().cpu()
+    n_pos, n_neg = int(noisy.sum()), int((~noisy).sum())
+    if n_pos == 0 or n_neg == 0:
+        return float("nan")
+    score = -keep_p
+    order = torch.argsort(score)
+    s_sorted = score[order]
+    ranks = torch.empty_like(score)
+    ranks[order] = torch.arange(1, len(score) + 1, dtype=score.dtype)
+    # Average ranks over ties.
+    uniq, inv, counts = torch.unique(s_sorted, return_inverse=True, return_counts=True)
+    first = torch.cumsum(counts, 0) - counts + 1
+    avg = first.to(score.dtype) + (counts.to(score.dtype) - 1) / 2
+    ranks[order] = avg[inv]
+    u = float(ranks[noisy].sum()) - n_pos * (n_pos + 1) / 2
+    return u / (n_pos * n_neg)
+
+
 def reinforce_loss(log_prob: torch.Tensor, reward: torch.Tensor, baseline: float = 0.0
                    ) -> torch.Tensor:
     """REINFORCE surrogate ``-mean((R - b) * log pi)``; minimising it ascends expected reward."""
@@ -740,7 +764,7 @@ class Learner:
         from trainables.metrics.denoise import denoise_quality, noise_ratio_mae
 
         tr = self.train
-        ra, rv, _, _ = self.greedy_removals(tr)
+        ra, rv, pa, pv = self.greedy_removals(tr)
         labels = tr.labels > 0.5
         true_a = tr.gt_audio.bool().any(dim=1)
         true_v = tr.gt_visual.bool().any(dim=1)
@@ -752,6 +776,11 @@ class Learner:
         out.update({k: float(x) for k, x in noise_ratio_mae(
             est_a.cpu().numpy(), est_v.cpu().numpy(), *[t.cpu().numpy() for t in
                                                        (labels, true_a, true_v)]).items()})
+        # Threshold-free view: does the agent rank noisy labels below clean ones at all, even
+        # while no keep probability has crossed 0.5 yet?
+        for mod, p, truth in (("a", pa, true_a), ("v", pv, true_v)):
+            out[f"rlld/noise_auc_{mod}"] = noise_auc(p[labels], ~truth[labels])
+            out[f"rlld/keep_p_{mod}"] = float(p[labels].mean()) if labels.any() else float("nan")
         return out
 
     # -- checkpoints -------------------------------------------------------------------------

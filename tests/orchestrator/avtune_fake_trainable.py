@@ -38,6 +38,14 @@ def fit(cfg, data_path, *, reporter=None, resume_state=None, device=None):
     best = float(resume_state["best"]) if resume_state else -1e9
     for epoch in range(start + 1, cfg.epochs + 1):
         time.sleep(cfg.sleep_s)
+        fail = os.environ.get("AVTUNE_FAKE_FAIL_ONCE")  # "x,y,epoch": crash once there
+        if fail and log:
+            fx, fy, fe = (float(v) for v in fail.split(","))
+            marker = log + ".failed"
+            if (abs(cfg.x - fx) < 1e-9 and abs(cfg.y - fy) < 1e-9 and epoch == int(fe)
+                    and not os.path.exists(marker)):
+                open(marker, "w").close()
+                raise RuntimeError("fake crash (AVTUNE_FAKE_FAIL_ONCE)")
         w = w + 1.0
         val = score(cfg, epoch)
         best = max(best, val)

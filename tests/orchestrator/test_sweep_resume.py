@@ -18,7 +18,9 @@ HERE = Path(__file__).resolve().parent
 
 def _env(tmp_path):
     return {**os.environ, "PYTHONPATH": os.pathsep.join([str(HERE), os.environ.get("PYTHONPATH", "")]),
-            "AVTUNE_FAKE_LOG": str(tmp_path / "fake.log")}
+            "AVTUNE_FAKE_LOG": str(tmp_path / "fake.log"),
+            # The last grid cell crashes once in epoch 2: FailureConfig restarts it from epoch 1.
+            "AVTUNE_FAKE_FAIL_ONCE": "0.6,2.0,2"}
 
 
 def _first_result_logged(db: Path) -> bool:
@@ -59,7 +61,10 @@ def test_interrupted_grid_sweep_resumes_without_duplicates(tmp_path):
     # The interrupted trial continued from its last checkpoint (epoch 1, or 2 if the kill came
     # after that one was written) instead of starting over.
     assert len(resumed) == 1 and resumed[0].split(" from=")[1].split()[0] in ("1", "2"), starts
-    assert len(starts) == 1 + 4  # 3 fresh cells + the resumed one
+    crashed = [s for s in starts if s.startswith("start x=0.600000 y=2.000000")]
+    assert (tmp_path / "fake.log.failed").exists()
+    assert [s.split(" from=")[1].split()[0] for s in crashed] == ["0", "1"], starts
+    assert len(starts) == 1 + 4 + 1  # 3 fresh cells + the resumed one + the crash restart
 
     c = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
     exp = c.get_experiment_by_name("fake_quadratic")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import pickle
 
 import pyarrow.parquet as pq
@@ -83,7 +84,14 @@ def test_write_sweep_tables(tmp_path):
 @pytest.fixture(scope="module")
 def db(tmp_path_factory):
     # One SQLite store for the module (creating one costs seconds); each test has its experiment.
-    return f"sqlite:///{tmp_path_factory.mktemp('mlflow') / 'mlflow.db'}"
+    # MLflow puts a SQLite store's artifacts under ./mlruns, so work inside the temp dir.
+    d = tmp_path_factory.mktemp("mlflow")
+    old = os.getcwd()
+    os.chdir(d)
+    try:
+        yield f"sqlite:///{d / 'mlflow.db'}"
+    finally:
+        os.chdir(old)
 
 
 @pytest.fixture()

@@ -241,6 +241,7 @@ def test_fit_end_to_end_with_local_evaluator(tiny):
               "denoise/precision_a", "denoise/recall_v", "noise_ratio/mae_a"):
         assert k in m and math.isfinite(m[k]), k
     assert 0 < m["reward/inter"] <= 1.0
+    assert 0.0 <= m["rlld/noise_auc_v"] <= 1.0 and 0.0 < m["rlld/keep_p_v"] < 1.0
     for k in ("test/seg_A", "test/event_Type", "best_epoch", "seed"):
         assert k in res
     assert 0.0 <= res["test/seg_Type"] <= 100.0

@@ -11,6 +11,7 @@ from trainables.rlld import (
     MovingAverageBaseline,
     guard_all_removed,
     inter_reward,
+    noise_auc,
     overlapping_batches,
     reinforce_loss,
     soft_labels,
@@ -217,3 +218,13 @@ def test_rlld_trainable_imports_neither_ray_nor_mlflow():
             "sys.exit(f'imported {bad}' if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr or r.stdout
+
+
+def test_noise_auc_hand_cases():
+    keep = torch.tensor([0.9, 0.8, 0.3, 0.2])
+    assert noise_auc(keep, torch.tensor([False, False, True, True])) == 1.0
+    assert noise_auc(keep, torch.tensor([True, True, False, False])) == 0.0
+    # One of the 4 (noisy, clean) pairs is ordered wrongly: 0.75.
+    assert noise_auc(keep, torch.tensor([False, True, False, True])) == pytest.approx(0.75)
+    assert noise_auc(torch.full((4,), 0.9), torch.tensor([True, False, True, False])) == 0.5
+    assert math.isnan(noise_auc(keep, torch.zeros(4, dtype=torch.bool)))

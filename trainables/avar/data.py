@@ -45,8 +45,12 @@ KIND_REAL = "avar"
 # class, 10 clips, 512-d R(2+1)D-18-like visual and 512-d audio); the big preset is stored as
 # float16 to keep the file near 400 MB.
 PRESETS: dict[str, dict[str, Any]] = {
+    # Class-signal scales halved against the 128-d small preset: the aggregate signal-to-noise of
+    # a d-dimensional embedding grows with sqrt(d), and at the default scales 512-d made the task
+    # trivial (clean-ish late-fusion CE at 97% clip top-1 after 2 epochs).
     "avar-sim": dict(num_classes=50, train_per_class=400, val_per_class=50, clips=10,
-                     visual_dim=512, audio_dim=512, feature_dtype="float16"),
+                     visual_dim=512, audio_dim=512, feature_dtype="float16",
+                     visual_scale=0.15, audio_scale=0.125),
     "avar-sim-small": dict(num_classes=20, train_per_class=100, val_per_class=25, clips=10,
                            visual_dim=128, audio_dim=128, feature_dtype="float32"),
     "avar-sim-tiny": dict(num_classes=5, train_per_class=16, val_per_class=4, clips=4,
@@ -83,7 +87,7 @@ def avar_sim_params(preset: str, **overrides: Any) -> dict[str, Any]:
     """
     if preset not in PRESETS:
         raise AvarDataError(f"unknown AR-sim preset {preset!r}; expected one of {sorted(PRESETS)}")
-    p: dict[str, Any] = {"preset": preset, **PRESETS[preset], **DEFAULT_NOISE, **DEFAULT_SIGNAL}
+    p: dict[str, Any] = {"preset": preset, **DEFAULT_NOISE, **DEFAULT_SIGNAL, **PRESETS[preset]}
     unknown = sorted(set(overrides) - set(p))
     if unknown:
         raise AvarDataError(f"unknown AR-sim option(s) {unknown}; known: {sorted(p)}")
