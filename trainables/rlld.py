@@ -458,7 +458,8 @@ class _PendingStep:
 
 @dataclass
 class _EpochStats:
-    loss: float = 0.0
+    # Per-step sums stay 0-d device tensors until the epoch ends (see act_and_train).
+    loss: Any = 0.0
     agent_obj: float = 0.0
     steps: int = 0
     applied: int = 0
@@ -607,15 +608,15 @@ class Learner:
         loss.backward()
         self.task_opt.step()
 
-        pos = y.sum()
-        st.loss += float(loss.detach())
+        # Device tensors: no host sync per step (converted once per epoch).
+        st.loss += loss.detach()
         st.steps += 1
-        st.kept_a += float((rev_a * y).sum())
-        st.kept_v += float((rev_v * y).sum())
-        st.positives += float(pos)
-        st.undone += int(undone.sum())
+        st.kept_a += (rev_a * y).sum()
+        st.kept_v += (rev_v * y).sum()
+        st.positives += y.sum()
+        st.undone += undone.sum()
         st.videos += len(idx)
-        st.inter_sum += float(ri_a.sum() + ri_v.sum())
+        st.inter_sum += ri_a.sum() + ri_v.sum()
         st.inter_n += 2 * len(idx)
 
         self.pending[self.step] = rec
@@ -709,15 +710,16 @@ class Learner:
         workers = max(1, int(getattr(self.evaluator, "num_workers", 1)))
         steps = max(1, st.steps)
         applied = max(1, st.applied)
+        positives = max(1.0, float(st.positives))
         return {
-            "train/loss": st.loss / steps,
+            "train/loss": float(st.loss) / steps,
             "train/agent_advantage": st.agent_obj / applied,
-            "train/kept_a": st.kept_a / max(1.0, st.positives),
-            "train/kept_v": st.kept_v / max(1.0, st.positives),
-            "train/undone": st.undone / max(1, st.videos),
+            "train/kept_a": float(st.kept_a) / positives,
+            "train/kept_v": float(st.kept_v) / positives,
+            "train/undone": float(st.undone) / max(1, st.videos),
             "reward/terminal_a": st.term_a / applied,
             "reward/terminal_v": st.term_v / applied,
-            "reward/inter": st.inter_sum / max(1, st.inter_n),
+            "reward/inter": float(st.inter_sum) / max(1, st.inter_n),
             "reward/pending": st.pending_sum / steps,
             "reward/applied": float(st.applied),
             "reward/duplicates": float(st.duplicates),
