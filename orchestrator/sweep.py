@@ -521,11 +521,18 @@ def report(plan: Plan, rows: list[dict[str, Any]]) -> str:
     else:
         cfg = ", ".join(f"{k.removeprefix('config/')}={v:.4g}" if isinstance(v, float)
                         else f"{k.removeprefix('config/')}={v}" for k, v in best.items() if k.startswith("config/"))
-        s = tables.scores_of(best, "test/")
         lines.append(f"[avtune] best trial {best.get('trial_id')}: {cfg}  {metric}={best[metric]:.2f}")
-        lines.append("[avtune] test  seg A/V/AV/Type/Event " +
-                     "/".join(f"{s[k]:.1f}" for k in tables.SCORE_KEYS[:5]) +
-                     " | event " + "/".join(f"{s[k]:.1f}" for k in tables.SCORE_KEYS[5:]))
+        if any(f"test/{k}" in best for k in tables.SCORE_KEYS):
+            s = tables.scores_of(best, "test/")
+            lines.append("[avtune] test  seg A/V/AV/Type/Event " +
+                         "/".join(f"{s[k]:.1f}" for k in tables.SCORE_KEYS[:5]) +
+                         " | event " + "/".join(f"{s[k]:.1f}" for k in tables.SCORE_KEYS[5:]))
+        else:
+            # Not an AVVP trainable (e.g. action recognition): show its own evaluation metrics.
+            evals = {k: v for k, v in best.items()
+                     if k.startswith(("test/", "val/")) and isinstance(v, (int, float))}
+            if evals:
+                lines.append("[avtune] " + "  ".join(f"{k}={v:.2f}" for k, v in sorted(evals.items())))
     lines.append(f"[avtune] results: {plan.trial['storage']}/{plan.experiment}")
     lines.append(f"[avtune] tables: MLflow experiment {plan.spec.name!r}, parent run {plan.experiment!r}, "
                  "artifacts tables/")

@@ -54,7 +54,7 @@ import torch
 
 from trainables.avar.data import make_avar_sim
 from trainables.avar.train import VARIANTS, Config, fit
-from trainables.data.format import params_key
+from trainables.data.format import cache_root, params_key
 
 # Deviations from the paper defaults for the simulated data (see module docstring).
 SIM_OVERRIDES: dict[str, object] = dict(lr=1e-3, hidden_dim=256, embed_dim=128, cls_hidden=256,
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--data-seed", type=int, default=0)
     ap.add_argument("--set", nargs="*", default=[], metavar="KEY=VALUE",
                     help="further Config overrides (JSON values)")
-    ap.add_argument("--cache", type=Path, default=Path("/tmp/avtune-avar-exp"))
+    ap.add_argument("--cache", type=Path, default=cache_root() / "avar-experiments")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, help="also write the raw results here")
     args = ap.parse_args(argv)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 
 import pytest
 import torch
@@ -23,11 +22,15 @@ def _batch():
     return z_v, z_a, protos, w
 
 
-def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
+def _init(rank: int, world: int, out_dir: str) -> None:
+    # A file rendezvous: no TCP port to race for with other processes on a shared machine.
     torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    dist.init_process_group("gloo", init_method=f"file://{os.path.join(out_dir, 'rdzv')}",
+                            rank=rank, world_size=world)
+
+
+def _worker(rank: int, world: int, out_dir: str) -> None:
+    _init(rank, world, out_dir)
     try:
         z_v, z_a, protos, w = _batch()
         shard = slice(rank * 12, (rank + 1) * 12)
@@ -40,15 +43,9 @@ def _worker(rank: int, world: int, port: int, out_dir: str) -> None:
         dist.destroy_process_group()
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow  # spawning two torch processes takes ~10-40 s on a busy 2-core box
 def test_ddp_sinkhorn_equals_single_process_on_concatenated_batch(tmp_path):
-    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_worker, args=(2, str(tmp_path)), nprocs=2, join=True)
     r = [torch.load(tmp_path / f"r{i}.pt", weights_only=True) for i in range(2)]
     z_v, z_a, protos, w = _batch()
     q_single = sinkhorn(z_v @ protos.t(), eps=0.05, iters=3, distributed=False)
@@ -65,13 +62,10 @@ def test_ddp_sinkhorn_equals_single_process_on_concatenated_batch(tmp_path):
     torch.testing.assert_close(torch.cat([r[0]["grad"], r[1]["grad"]]) / 2, zv.grad)
 
 
-def _fit_worker(rank: int, world: int, port: int, data: str, out_dir: str) -> None:
+def _fit_worker(rank: int, world: int, data: str, out_dir: str) -> None:
     from trainables.avar.train import Config, fit
 
-    os.environ["MASTER_ADDR"] = "127.0.0.1"
-    os.environ["MASTER_PORT"] = str(port)
-    torch.set_num_threads(1)
-    dist.init_process_group("gloo", rank=rank, world_size=world)
+    _init(rank, world, out_dir)
     try:
         out = fit(Config(**_FIT_CFG), data, device="cpu")
         torch.save(out, os.path.join(out_dir, f"fit{rank}.pt"))
@@ -89,10 +83,15 @@ def test_ddp_fit_matches_single_process(tmp_path):
     from trainables.avar.train import Config, fit
 
     data = make_avar_sim("avar-sim-tiny", tmp_path / "tiny", seed=0)
-    mp.spawn(_fit_worker, args=(2, _free_port(), str(data), str(tmp_path)), nprocs=2, join=True)
+    mp.spawn(_fit_worker, args=(2, str(data), str(tmp_path)), nprocs=2, join=True)
     r0 = torch.load(tmp_path / "fit0.pt", weights_only=True)
     r1 = torch.load(tmp_path / "fit1.pt", weights_only=True)
-    single = fit(Config(**_FIT_CFG), data, device="cpu")
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # same summation order as the single-threaded workers
+    try:
+        single = fit(Config(**_FIT_CFG), data, device="cpu")
+    finally:
+        torch.set_num_threads(threads)
     # Ranks agree with each other exactly (same weights after every all-reduced step) ...
     assert r0["val/clip_top1"] == r1["val/clip_top1"]
     # ... and with one process on the whole batch up to float summation order.
