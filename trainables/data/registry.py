@@ -42,8 +42,43 @@ def is_cpu_only() -> bool:
 
 
 def cpu_preset(spec: str) -> str:
-    """The CPU-sized variant of a spec (``llp-sim`` -> ``llp-sim-small``); others unchanged."""
-    return _CPU_PRESET.get(spec, spec)
+    """The CPU-sized variant of a spec (``llp-sim`` -> ``llp-sim-small``); others unchanged.
+
+    Generator options carry over (``avar-sim:noise_rate=0.8`` -> ``avar-sim-small:noise_rate=0.8``).
+    """
+    name, sep, rest = spec.partition(":")
+    return _CPU_PRESET.get(name, name) + sep + rest
+
+
+def _parse_value(raw: str) -> Any:
+    for conv in (int, float):
+        try:
+            return conv(raw)
+        except ValueError:
+            pass
+    return raw
+
+
+def split_options(spec: str) -> tuple[str, dict[str, Any]]:
+    """Splits ``NAME:key=value,key=value`` into the preset name and its options.
+
+    Options are generator settings of AVAR presets (e.g. ``avar-sim-small:noise_rate=0.8,
+    corr_rate=0.3,label_noise=sym``); numbers are parsed as int or float.
+
+    Raises:
+        ValueError: A malformed option (names the spec and the item).
+    """
+    name, sep, rest = spec.partition(":")
+    opts: dict[str, Any] = {}
+    if sep:
+        for item in filter(None, (x.strip() for x in rest.split(","))):
+            key, eq, raw = item.partition("=")
+            if not eq or not key.strip() or not raw.strip():
+                raise ValueError(f"data spec {spec!r}: option {item!r} is not KEY=VALUE")
+            opts[key.strip()] = _parse_value(raw.strip())
+        if not opts:
+            raise ValueError(f"data spec {spec!r}: no options after ':'")
+    return name, opts
 
 
 def _avar_module():
@@ -53,12 +88,16 @@ def _avar_module():
         raise ValueError(f"AVAR presets need trainables.avar.data, which cannot be imported ({e})") from e
 
 
-def preset_params(name: str, seed: int = 0) -> tuple[str, dict[str, Any]]:
+def preset_params(
+    name: str, seed: int = 0, options: dict[str, Any] | None = None
+) -> tuple[str, dict[str, Any]]:
     """The kind and cache-key parameters of a preset.
 
     Raises:
-        ValueError: Unknown preset name.
+        ValueError: Unknown preset name, or options for a preset that takes none.
     """
+    if options and name not in AVAR_PRESETS:
+        raise ValueError(f"data preset {name!r} takes no options (got {sorted(options)})")
     if name in LLP_PRESETS:
         pre = llp_sim.PRESETS[name]
         return "llp-sim", {
@@ -74,12 +113,20 @@ def preset_params(name: str, seed: int = 0) -> tuple[str, dict[str, Any]]:
         definition = repr(presets.get(name)) if isinstance(presets, dict) else None
         if definition is not None and " at 0x" in definition:
             definition = None  # object reprs with addresses differ per process: useless as a key
-        return "avar-sim", {"preset": name, "seed": int(seed), "definition": definition,
-                            "version": getattr(mod, "SIM_VERSION", None)}
+        params = {"preset": name, "seed": int(seed), "definition": definition,
+                  "version": getattr(mod, "SIM_VERSION", None)}
+        if options:
+            try:  # validated (and completed) by the generator itself: bad keys fail here
+                params["options"] = mod.avar_sim_params(name, **options)
+            except ValueError as e:
+                raise ValueError(f"data preset {name!r}: {e}") from e
+        return "avar-sim", params
     raise ValueError(f"unknown data preset {name!r}; expected one of {list(PRESETS)} or llp=PATH")
 
 
-def make_preset(name: str, out: str | os.PathLike, *, seed: int = 0) -> Path:
+def make_preset(
+    name: str, out: str | os.PathLike, *, seed: int = 0, options: dict[str, Any] | None = None
+) -> Path:
     """Generates preset ``name`` into directory ``out`` (no caching).
 
     Returns:
@@ -88,7 +135,7 @@ def make_preset(name: str, out: str | os.PathLike, *, seed: int = 0) -> Path:
     if name in LLP_PRESETS:
         return llp_sim.make_preset(name, out, seed=seed)
     if name in AVAR_PRESETS:
-        return Path(_avar_module().make_avar_sim(name, Path(out), seed=seed))
+        return Path(_avar_module().make_avar_sim(name, Path(out), seed=seed, **(options or {})))
     raise ValueError(f"unknown data preset {name!r}; expected one of {list(PRESETS)}")
 
 
@@ -117,25 +164,27 @@ def _is_complete(d: Path) -> bool:
 
 
 def cached_preset(
-    name: str, *, seed: int = 0, builder: Callable[[str, Path, int], Any] | None = None
+    name: str, *, seed: int = 0, builder: Callable[[str, Path, int], Any] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> Path:
     """The cache directory of preset ``name``, generating it first if needed.
 
     Args:
         name: Preset name.
         seed: Generation seed (part of the cache key).
+        options: Generator options of AVAR presets (part of the cache key).
         builder: ``builder(name, out_dir, seed)`` that writes the data set; defaults to
             :func:`make_preset` (tests pass a counting wrapper).
 
     Returns:
         The directory holding ``avtune.parquet``.
     """
-    kind, params = preset_params(name, seed)
+    kind, params = preset_params(name, seed, options)
     root = fmt.cache_root()
     final = root / f"{name}-{fmt.params_key(kind, params)}"
     if _is_complete(final):
         return final
-    builder = builder or (lambda n, out, s: make_preset(n, out, seed=s))
+    builder = builder or (lambda n, out, s: make_preset(n, out, seed=s, options=options))
     with _locked(root / f".{final.name}.lock"):
         if _is_complete(final):  # another process built it while we waited
             return final
@@ -181,7 +230,8 @@ def resolve_data(spec: str, *, seed: int = 0) -> Path:
 
     Args:
         spec: ``llp-sim``, ``llp-sim-small``, ``llp-sim-tiny``, ``avar-sim``, ``avar-sim-small``,
-            ``avar-sim-tiny``, ``llp=PATH`` or ``avar=PATH``.
+            ``avar-sim-tiny`` (AVAR presets take generator options: ``avar-sim-small:noise_rate=0.8,
+            corr_rate=0.3``), ``llp=PATH`` or ``avar=PATH``.
         seed: Generation seed of presets (ignored for paths).
 
     Returns:
@@ -194,8 +244,9 @@ def resolve_data(spec: str, *, seed: int = 0) -> Path:
     prefix = spec.partition("=")[0]
     if "=" in spec and prefix in PATH_KINDS:
         return _path_spec(spec)[1]
-    if spec in PRESETS:
-        return cached_preset(spec, seed=seed)
+    name, options = split_options(spec)
+    if name in PRESETS:
+        return cached_preset(name, seed=seed, options=options)
     raise ValueError(
         f"unknown data spec {spec!r}; expected one of {list(PRESETS)}, llp=PATH or avar=PATH"
     )
@@ -221,6 +272,12 @@ def describe_data(spec: str, *, seed: int = 0) -> str:
                 f"{pre.n_test} train/val/test videos, {'float16' if pre.float16 else 'float32'}, "
                 f"visual {'frame-averaged' if pre.average_frames else '8 frames'}, seed {seed}; "
                 f"{state} at {where}")
-    if spec in AVAR_PRESETS:
-        return f"{spec}: simulated audio-visual action recognition (trainables.avar.data), seed {seed}"
+    name, options = split_options(spec)
+    if name in AVAR_PRESETS:
+        kind, params = preset_params(name, seed, options)  # validates the options
+        opts = params.get("options", {})
+        noise = ", ".join(f"{k}={opts[k]}" for k in ("label_noise", "noise_rate", "corr_rate", "corr_profile")
+                          if k in opts) or "preset noise"
+        return (f"{name}: simulated audio-visual action recognition (trainables.avar.data), {noise}, "
+                f"seed {seed}")
     raise ValueError(f"unknown data spec {spec!r}; expected one of {list(PRESETS)}, llp=PATH or avar=PATH")

@@ -130,3 +130,33 @@ def test_describe_does_not_generate(cache):
     text = registry.describe_data("llp-sim")
     assert "10000/649/1200" in text and "float16" in text and "generated on first use" in text
     assert not cache.exists() or not any(cache.iterdir())
+
+
+def test_avar_preset_options_key_the_cache_and_reach_the_generator():
+    from trainables.data.format import read_meta
+    from trainables.data.registry import cpu_preset, describe_data, resolve_data
+
+    plain = resolve_data("avar-sim-tiny")
+    noisy = resolve_data("avar-sim-tiny:noise_rate=0.8,corr_rate=0.3")
+    assert plain != noisy
+    assert read_meta(noisy)["params"]["noise_rate"] == 0.8
+    assert read_meta(noisy)["params"]["corr_rate"] == 0.3
+    assert read_meta(plain)["params"]["noise_rate"] != 0.8
+    assert resolve_data("avar-sim-tiny:corr_rate=0.3, noise_rate=0.8") == noisy  # order-free key
+    assert "noise_rate=0.8" in describe_data("avar-sim-tiny:noise_rate=0.8")
+    assert cpu_preset("avar-sim:noise_rate=0.8") == "avar-sim-small:noise_rate=0.8"
+    assert cpu_preset("llp-sim") == "llp-sim-small"
+
+
+@pytest.mark.parametrize("spec, match", [
+    ("avar-sim-tiny:bogus=1", "unknown AR-sim option"),
+    ("avar-sim-tiny:noise_rate", "not KEY=VALUE"),
+    ("avar-sim-tiny:", "no options"),
+    ("llp-sim-tiny:noise_rate=0.2", "takes no options"),
+    ("avar-sim-tiny:noise_rate=1.5", "noise_rate must be in"),
+])
+def test_bad_preset_options_are_named(spec, match):
+    from trainables.data.registry import resolve_data
+
+    with pytest.raises(ValueError, match=match):
+        resolve_data(spec)
