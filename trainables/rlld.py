@@ -35,6 +35,10 @@ Our additions (not in the paper), each switchable:
 
 * ``baseline=True``: a moving-average reward baseline per modality (variance reduction);
 * ``keep_init=0.9``: the agent starts by keeping most labels (see the agent module);
+* ``terminal_delta=False`` (off by default): when on, step t's terminal reward is
+  ``score(t) - score(t')`` with t' the latest earlier step whose evaluation has arrived (t - 1 in
+  sync mode), i.e. the validation *improvement* the step's task update brought, rather than the
+  validation level, most of which is the task network's slow trend and not the step's actions;
 * asynchronous rewards: evaluations run on an :class:`Evaluator` (in process here, a pool of Ray
   actors in ``orchestrator/rlld_pool.py``); the learner blocks only when the oldest pending
   evaluation is more than ``staleness`` (S) steps old, so at most S evaluations are pending after
@@ -107,6 +111,9 @@ class Config:
         terminal_metric_a: Validation score driving the audio branch's terminal reward.
         terminal_metric_v: Validation score driving the visual branch's terminal reward.
         terminal_scale: Terminal reward = score/100 x this.
+        terminal_delta: Credit each step with the *change* of its terminal reward since the
+            previous evaluation instead of its level (ours; a REINFORCE variance reduction, off by
+            default = the paper's level reward). The first step gets 0.
         all_removed_reward: Reward of an action that removed every label of a video.
         baseline: Moving-average reward baseline (ours).
         baseline_momentum: Its momentum.
@@ -147,6 +154,7 @@ class Config:
     terminal_metric_a: str = "seg_A"
     terminal_metric_v: str = "event_V"
     terminal_scale: float = 0.1
+    terminal_delta: bool = False
     all_removed_reward: float = -1.0
     baseline: bool = True
     baseline_momentum: float = 0.9
@@ -515,6 +523,8 @@ class Learner:
         self._applied_set: set[int] = set()
         self.max_pending = 0
         self.stats = _EpochStats()
+        # terminal_delta: recent terminal rewards by step (to difference against).
+        self._term_hist: dict[int, tuple[float, float]] = {}
 
     # -- one step ----------------------------------------------------------------------------
 
@@ -669,9 +679,10 @@ class Learner:
     def _apply_one(self, rec: _PendingStep, metrics: Mapping[str, float]) -> None:
         cfg, st = self.cfg, self.stats
         rt_a, rt_v = terminal_reward(metrics, cfg)
+        ct_a, ct_v = self._credited_terminal(rec.step, rt_a, rt_v)
         okf = (~rec.undone).float()
-        r_a = rec.r_known_a + rt_a * okf
-        r_v = rec.r_known_v + rt_v * okf
+        r_a = rec.r_known_a + ct_a * okf
+        r_v = rec.r_known_v + ct_v * okf
         lp_a, lp_v, _, _ = self.policy_log_probs(rec)
         loss = reinforce_loss(lp_a, r_a, rec.base_a) + reinforce_loss(lp_v, r_v, rec.base_v)
         agent = self.agent if rec.version == self.version else self.shadow
@@ -693,6 +704,18 @@ class Learner:
         st.applied += 1
         self.applied_steps.append(rec.step)
         self._applied_set.add(rec.step)
+
+    def _credited_terminal(self, step: int, rt_a: float, rt_v: float) -> tuple[float, float]:
+        """The terminal reward credited to ``step``: the level, or with ``terminal_delta`` the
+        change since the latest earlier evaluation that has arrived (0 for the first)."""
+        if not self.cfg.terminal_delta:
+            return rt_a, rt_v
+        earlier = [s for s in self._term_hist if s < step]
+        prev = self._term_hist[max(earlier)] if earlier else (rt_a, rt_v)
+        self._term_hist[step] = (rt_a, rt_v)
+        keep = sorted(self._term_hist)[-(self.cfg.staleness + 2):]
+        self._term_hist = {s: self._term_hist[s] for s in keep}
+        return rt_a - prev[0], rt_v - prev[1]
 
     # -- epochs ------------------------------------------------------------------------------
 
@@ -801,6 +824,7 @@ class Learner:
             "batch_gen": self.batch_gen.get_state(),
             "act_gen": self.act_gen.get_state(),
             "step": self.step,
+            "term_hist": [[float(k), a, v] for k, (a, v) in sorted(self._term_hist.items())],
         }
 
     def load_state_dict(self, s: Mapping[str, Any]) -> None:
@@ -814,6 +838,7 @@ class Learner:
         self.batch_gen.set_state(s["batch_gen"].cpu())
         self.act_gen.set_state(s["act_gen"].cpu())
         self.step = int(s["step"])
+        self._term_hist = {int(k): (float(a), float(v)) for k, a, v in s.get("term_hist", [])}
 
 
 # --------------------------------------------------------------------------------------------

@@ -294,3 +294,38 @@ def test_pending_step_log_probs_are_rebuilt_exactly_after_later_updates(tiny):
         live_p_a, _ = learner._policy(learner.agent, a, v, m, y)
     assert not torch.equal(live_p_a, rec0.p_a)  # the live agent would give other log-probs
     assert lp_a.requires_grad
+
+
+def test_terminal_delta_credits_the_change_since_the_previous_evaluation(tiny):
+    """terminal_delta (ours): step t is credited score(t) - score(t-1); the first step 0; off by
+    default (the paper's level reward)."""
+    assert R.Config().terminal_delta is False
+    cfg = small_cfg(sync=True, terminal_delta=True)
+    learner = _learner(tiny, cfg, DelayedEvaluator(1))
+    credited = []
+    orig = learner._credited_terminal
+
+    def spy(step, rt_a, rt_v):
+        out = orig(step, rt_a, rt_v)
+        credited.append((step, rt_a, rt_v, out))
+        return out
+
+    learner._credited_terminal = spy
+    learner.run_epoch()
+    assert [c[0] for c in credited] == list(range(learner.step))
+    assert credited[0][3] == (0.0, 0.0)
+    for (_, pa, pv, _), (_, a, v, (da, dv)) in zip(credited, credited[1:]):
+        assert da == pytest.approx(a - pa) and dv == pytest.approx(v - pv)
+    # Out of order (async): the latest earlier evaluation that has arrived; history survives
+    # a checkpoint.
+    lr2 = _learner(tiny, small_cfg(terminal_delta=True, staleness=3), DelayedEvaluator(1))
+    assert lr2._credited_terminal(10, 0.5, 0.4) == (0.0, 0.0)
+    assert lr2._credited_terminal(12, 0.7, 0.1) == pytest.approx((0.2, -0.3))
+    assert lr2._credited_terminal(11, 0.6, 0.4) == pytest.approx((0.1, 0.0))
+    state = lr2.state_dict()
+    lr3 = _learner(tiny, small_cfg(terminal_delta=True, staleness=3), DelayedEvaluator(1))
+    lr3.load_state_dict(state)
+    assert lr3._credited_terminal(13, 0.9, 0.5) == pytest.approx((0.2, 0.4))
+    # Off: the level itself.
+    lr4 = _learner(tiny, small_cfg(), DelayedEvaluator(1))
+    assert lr4._credited_terminal(5, 0.5, 0.4) == (0.5, 0.4)
