@@ -33,8 +33,9 @@ def test_registered_and_declared():
 def test_alpha2_tied_by_default(seed):
     params, consts = _sample(SPEC, seed)
     assert set(params) == {"alpha1", "terminal_scale", "terminal_metric_a", "terminal_metric_v",
-                           "agent_lr", "staleness"}
+                           "agent_lr", "staleness", "use_inter_reward", "terminal_delta"}
     assert 0.0 <= params["alpha1"] <= 1.0
+    assert 0.01 <= params["terminal_scale"] <= 1000.0 and 1e-5 <= params["agent_lr"] <= 1e-2
     assert consts == {"alpha2": pytest.approx(1.0 - params["alpha1"])}
     cfg = Config(**{**SPEC.base, **params, **consts})
     assert cfg.alpha1 + cfg.alpha2 == pytest.approx(1.0)
