@@ -29,10 +29,6 @@ SPEC = SweepSpec(
         {"lr": 5e-4, "smooth_a": 1.0, "smooth_v": 1.0, "dropout": 0.1},  # paper defaults
         {"lr": 5e-4, "smooth_a": 1.0, "smooth_v": 0.9, "dropout": 0.1},
     ),
-    default_data="llp-sim",
-    default_epochs=25,
-    num_samples=20,
-    cpu_data="llp-sim-small",
-    cpu_epochs=3,
-    cpu_num_samples=4,
+    # Data, epochs and trial counts: the SweepSpec defaults (llp-sim, 25 epochs, 20 trials; on CPU
+    # llp-sim-small, 3 epochs, 4 trials).
 )

@@ -32,11 +32,7 @@ SPEC = SweepSpec(
         {"theta_a": 0.5, "theta_v": 1.6},
         {"theta_a": 0.8, "theta_v": 2.0},
     ),
-    default_data="llp-sim",
-    default_epochs=25,
-    num_samples=20,
-    cpu_data="llp-sim-small",
-    cpu_epochs=3,
-    cpu_num_samples=4,
+    # Data, epochs and trial counts: the SweepSpec defaults (llp-sim, 25 epochs, 20 trials; on CPU
+    # llp-sim-small, 3 epochs, 4 trials).
     grid={"theta_a": [0.5, 0.6, 0.7, 0.8], "theta_v": [1.6, 1.7, 1.8, 1.9, 2.0]},
 )

@@ -28,11 +28,7 @@ SPEC = SweepSpec(
     mode="max",
     space=space,
     points_to_evaluate=tuple({"warmup_epochs": w, "warmup_mode": "paper"} for w in (0.9, 0.0, 0.7, 0.8, 1.0)),
-    default_data="llp-sim",
-    default_epochs=25,
-    num_samples=20,
-    cpu_data="llp-sim-small",
-    cpu_epochs=3,
-    cpu_num_samples=4,
+    # Data, epochs and trial counts: the SweepSpec defaults (llp-sim, 25 epochs, 20 trials; on CPU
+    # llp-sim-small, 3 epochs, 4 trials).
     grid={"warmup_epochs": list(PAPER_WARMUPS), "warmup_mode": list(WARMUP_MODES)},
 )
