@@ -60,7 +60,9 @@ class Config(han.Config):
             the class mean).
         warmup_epochs: Epochs over which the ratios ramp linearly from 0 (``warmup_mode="paper"``).
         warmup_mode: ``"paper"`` (linear ramp) or ``"official"`` (none in epoch 1, full after).
-        ratio_mode: ``"paper"`` (Eq. 1) or ``"official"`` (smoothed-label product, batch means).
+        ratio_mode: ``"paper"`` (Eq. 1), ``"official"`` (smoothed-label product, batch means) or
+            ``"oracle"`` (ours, a diagnostic: the true per-class noise ratios from LLP-sim's hidden
+            truth, which separates errors of Eq. 1 from errors of the selection; needs truth).
         cl_weight: Weight of the audio-visual contrastive term (0 = off, the "w/o CL" rows).
         cl_temperature: Contrastive temperature.
         loss_preset: ``"paper"`` (the ``w_*`` fields) or ``"official"`` (audio 2 / visual 1 /
@@ -84,8 +86,9 @@ class Config(han.Config):
         super().validate()
         if self.warmup_mode not in ("paper", "official"):
             raise ValueError(f"warmup_mode must be 'paper' or 'official', got {self.warmup_mode!r}")
-        if self.ratio_mode not in ("paper", "official"):
-            raise ValueError(f"ratio_mode must be 'paper' or 'official', got {self.ratio_mode!r}")
+        if self.ratio_mode not in ("paper", "official", "oracle"):
+            raise ValueError("ratio_mode must be 'paper', 'official' or 'oracle', "
+                             f"got {self.ratio_mode!r}")
         if self.loss_preset not in ("paper", "official"):
             raise ValueError(f"loss_preset must be 'paper' or 'official', got {self.loss_preset!r}")
         if self.warmup_epochs < 0:
@@ -334,9 +337,32 @@ def ensure_estimator(cfg: Config, data_path, device: str | torch.device | None =
     return _read_estimator(path, key)
 
 
-def noise_ratios(cfg: Config, est: EstimatorPreds, labels: torch.Tensor
+def oracle_noise_ratios(train: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """True per-class noise ratios of a split with hidden truth (``ratio_mode="oracle"``).
+
+    Classes without a positive weak label get ratio 0 (nothing to remove).
+
+    Raises:
+        ValueError: The split has no hidden truth (real LLP).
+    """
+    if not train.has_truth:
+        raise ValueError("ratio_mode='oracle' needs a data set with hidden truth (LLP-sim)")
+    from trainables.metrics.denoise import true_noise_ratio
+
+    lab = (train.labels > 0).cpu().numpy()
+    out = []
+    for gt in (train.gt_audio, train.gt_visual):
+        r = true_noise_ratio(lab, (gt.amax(dim=1) > 0).cpu().numpy())
+        out.append(torch.from_numpy(r).nan_to_num(0.0).double())
+    return out[0], out[1]
+
+
+def noise_ratios(cfg: Config, est: EstimatorPreds, labels: torch.Tensor, train: Any = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ratios for ``cfg.ratio_mode`` from the estimator's predictions."""
+    """Ratios for ``cfg.ratio_mode`` from the estimator's predictions (or, for ``"oracle"``, from
+    ``train``'s hidden truth)."""
+    if cfg.ratio_mode == "oracle":
+        return oracle_noise_ratios(train)
     p_a, p_v, y = est.p_a, est.p_v, labels.cpu()
     if cfg.ratio_mode == "official":
         return estimate_noise_ratios_official(p_a, p_v, y, cfg.theta_a, cfg.theta_v,
@@ -419,6 +445,12 @@ def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
         key = extra["estimator_key"]
         ratio_a, ratio_v = extra["ratio_a"].double(), extra["ratio_v"].double()
         t_ratio = 0.0
+    elif cfg.ratio_mode == "oracle":
+        # The true ratios need no estimator.
+        key = "oracle"
+        t0 = time.perf_counter()
+        ratio_a, ratio_v = oracle_noise_ratios(train)
+        t_ratio = time.perf_counter() - t0
     else:
         est = ensure_estimator(cfg, data_path, dev, cache_dir=estimator_cache_dir, data=data,
                                reporter=estimator_reporter)
@@ -426,7 +458,7 @@ def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
             raise ValueError(f"{est.path}: estimator predictions are for other train videos")
         key = est.key
         t0 = time.perf_counter()
-        ratio_a, ratio_v = noise_ratios(cfg, est, y)
+        ratio_a, ratio_v = noise_ratios(cfg, est, y, train)
         t_ratio = time.perf_counter() - t0
     ratio_a_dev, ratio_v_dev = ratio_a.to(dev), ratio_v.to(dev)
 

@@ -102,3 +102,29 @@ def test_bad_config_names_key(tiny):
         jomold.fit(cfg(warmup_mode="slow"), tiny, device="cpu")
     with pytest.raises(ValueError, match="ratio_mode"):
         jomold.fit(cfg(ratio_mode="x"), tiny, device="cpu")
+
+
+def test_oracle_ratio_mode_uses_true_ratios_without_estimator(tiny, tmp_path, monkeypatch):
+    torch.set_num_threads(1)
+    train = han.load_data(cfg(), tiny, torch.device("cpu"))["train"]
+    ra, rv = jomold.oracle_noise_ratios(train)
+    # Plain per-class count from the hidden truth.
+    y = train.labels > 0
+    ta, tv = train.gt_audio.amax(dim=1) > 0, train.gt_visual.amax(dim=1) > 0
+    for c in range(y.shape[1]):
+        pos = int(y[:, c].sum())
+        want_a = int((y[:, c] & ~ta[:, c]).sum()) / pos if pos else 0.0
+        want_v = int((y[:, c] & ~tv[:, c]).sum()) / pos if pos else 0.0
+        assert float(ra[c]) == pytest.approx(want_a) and float(rv[c]) == pytest.approx(want_v)
+    assert float(rv.max()) > 0
+
+    def boom(*a, **k):
+        raise AssertionError("oracle ratios must not train the estimator")
+
+    monkeypatch.setattr(jomold, "ensure_estimator", boom)
+    seen = []
+    jomold.fit(cfg(ratio_mode="oracle", epochs=2), tiny, device="cpu",
+               estimator_cache_dir=tmp_path / "est", reporter=lambda e, m, sf: seen.append(m))
+    # The reported ratio error is against the same truth, so it is exactly zero.
+    assert seen[-1]["noise_ratio/mae_a"] == 0.0 and seen[-1]["noise_ratio/mae_v"] == 0.0
+    assert seen[-1]["denoise/removed_v"] > 0
