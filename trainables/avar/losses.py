@@ -137,10 +137,12 @@ def instance_loss(z_v: torch.Tensor, z_a: torch.Tensor, protos: torch.Tensor, we
     teaches each modality to predict the other's cluster and a noisy pair (low omega) barely counts.
 
     With K prototypes and a d >= K dimensional space the swapped prediction has a trivial
-    minimum (log K): embeddings drift orthogonal to all prototypes, scores shrink, the Sinkhorn
-    targets turn uniform and so do the predictions. ``standardize=True`` divides the scores by
-    their (global) batch standard deviation before Sinkhorn, so the targets stay as confident as
-    ``sk_eps`` says whatever the score scale, and the shrinking is no longer a minimum.
+    stationary point (log K): embeddings orthogonal to all prototypes, scores near zero, uniform
+    Sinkhorn targets and uniform predictions. ``standardize=True`` (ours, off by default) divides
+    the scores by their (global) batch standard deviation before Sinkhorn, so the targets stay as
+    confident as ``sk_eps`` says whatever the score scale. With the paper's plain version
+    (eps 0.05, 3 iterations) training on AR-sim sits near log K for the first ~10 epochs and then
+    leaves it, ending where the standardised version ends (L_ins clip top-1 86.1 both ways).
 
     Raises:
         ValueError: If the (global) batch is not larger than the number of prototypes.

@@ -172,3 +172,39 @@ def test_category_loss_rewards_class_structure():
     # Collapse costs log K; distinct class representations cost less.
     assert collapsed == pytest.approx(np.log(4), abs=1e-4)
     assert structured < collapsed
+
+
+def test_sinkhorn_hand_checked_two_by_two():
+    # exp(scores / eps) = M = [[4, 1], [2, 1]]: both samples prefer prototype 0. By hand, one
+    # iteration (prototype rows to 1/K, then sample columns to 1/B, times B) gives
+    # [[4/7, 3/7], [2/5, 3/5]]; the converged equal partition is diag(a) M diag(b) with unit rows
+    # and unit columns, i.e. b0/b1 = 1/(2 sqrt 2): [[2 - sqrt2, sqrt2 - 1], [sqrt2 - 1, 2 - sqrt2]]
+    # (the weaker preference, sample 1, gives way).
+    eps = 0.05
+    scores = eps * torch.log(torch.tensor([[4.0, 1.0], [2.0, 1.0]], dtype=torch.float64))
+    one = sinkhorn(scores, eps=eps, iters=1, distributed=False)
+    torch.testing.assert_close(one, torch.tensor([[4 / 7, 3 / 7], [2 / 5, 3 / 5]], dtype=torch.float64))
+    r2 = 2 ** 0.5
+    conv = sinkhorn(scores, eps=eps, iters=500, distributed=False)
+    torch.testing.assert_close(conv, torch.tensor([[2 - r2, r2 - 1], [r2 - 1, 2 - r2]], dtype=torch.float64))
+    # A common shift of all scores (what the max-subtraction does) changes nothing.
+    torch.testing.assert_close(sinkhorn(scores + 3.0, eps=eps, iters=1, distributed=False), one)
+
+
+def test_omega_hand_checked_known_noisy_pair():
+    # Samples 0-2 look like class A (e1), 3-5 like class B (e2); audio matches except sample 2,
+    # whose audio is class B's (a noisy correspondence). Threshold rule, eps 0.5:
+    #   omega_v[i] = mean visual sim over i's audio neighbours: s0 -> {1}: 1; s2 -> {3,4,5}: 0;
+    #                s3 -> {2,4,5}: (0+1+1)/3;
+    #   omega_a[i] = mean audio sim over i's visual neighbours: s0 -> {1,2}: (1+0)/2; s2 -> {0,1}: 0;
+    #                s3 -> {4,5}: 1.
+    e1, e2 = torch.tensor([1.0, 0.0], dtype=torch.float64), torch.tensor([0.0, 1.0], dtype=torch.float64)
+    zv = torch.stack([e1, e1, e1, e2, e2, e2])
+    za = torch.stack([e1, e1, e2, e2, e2, e2])
+    om_v, om_a = cross_modal_omega(zv, za, top_n=0, epsilon_v=0.5, epsilon_a=0.5)
+    torch.testing.assert_close(om_v, torch.tensor([1, 1, 0, 2 / 3, 2 / 3, 2 / 3], dtype=torch.float64))
+    torch.testing.assert_close(om_a, torch.tensor([0.5, 0.5, 0, 1, 1, 1], dtype=torch.float64))
+    w = omega_weights(om_v, om_a)
+    # (omega_v + omega_a) / 2 = [3/4, 3/4, 0, 5/6, 5/6, 5/6], rescaled to mean 1 (sum 4 -> 6/4).
+    torch.testing.assert_close(w, torch.tensor([9 / 8, 9 / 8, 0, 5 / 4, 5 / 4, 5 / 4], dtype=torch.float64))
+    assert rank_auc((om_v + om_a) / 2, torch.tensor([1, 1, 0, 1, 1, 1], dtype=torch.bool)) == 1.0

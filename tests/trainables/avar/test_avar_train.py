@@ -96,3 +96,33 @@ def test_learns_on_clean_tiny(tmp_path):
     out = fit(_cfg(variant="late_fusion_ce", epochs=20, lr=3e-3), path, device="cpu")
     # Chance is 20%; the tiny preset is deliberately hard (16-d, paired classes), ~50% measured.
     assert out["best/val/clip_top1"] > 40
+
+
+def test_phase_optimizers_keep_separate_adam_states(tiny, tmp_path):
+    # Schedule of 4 epochs with 1 warm-up: warmup, contrastive, hybrid, contrastive; 80 videos in
+    # batches of 16 -> 5 steps an epoch. Shared Adam counts all 20 steps; with phase_optimizers
+    # the supervised state counts warm-up + hybrid (10) and the contrastive one its own 10.
+    states = {}
+
+    def rep(epoch, metrics, state_fn):
+        if epoch == 3:
+            states[cfg.phase_optimizers] = state_fn()
+
+    for flag in (False, True):
+        cfg = _cfg(variant="full", phase_optimizers=flag)
+        fit(cfg, tiny, reporter=rep, device="cpu")
+    # Steps per parameter tensor (parameters without a gradient in a phase are skipped by Adam).
+    steps = lambda opt_state: sorted(float(v["step"]) for v in opt_state["state"].values())  # noqa: E731
+    # Shared: encoders (8 tensors) step in every epoch, classifier/prototypes/autoencoder in half.
+    assert steps(states[False]["optimizer"]) == [10.0] * 9 + [20.0] * 8
+    assert "optimizer_contrastive" not in states[False]
+    # Separate: encoders + classifier in the supervised state, encoders + prototypes + AE in the other.
+    assert steps(states[True]["optimizer"]) == [10.0] * 12
+    assert steps(states[True]["optimizer_contrastive"]) == [10.0] * 13
+    # Different second moments give different weights; resume restores both states exactly.
+    assert not torch.equal(states[False]["model"]["g.0.weight"], states[True]["model"]["g.0.weight"])
+    cfg5 = _cfg(variant="full", epochs=5, phase_optimizers=True)
+    whole = fit(cfg5, tiny, device="cpu")
+    torch.save(states[True], tmp_path / "ckpt.pt")
+    resumed = fit(cfg5, tiny, resume_state=torch.load(tmp_path / "ckpt.pt", weights_only=True), device="cpu")
+    assert resumed == whole
