@@ -13,12 +13,23 @@ Tunes how RLLD's label-denoising agent is rewarded (``trainables.rlld``):
 * ``staleness``: the most validation evaluations pending before the learner blocks (0 is the
   paper's synchronous schedule);
 * ``use_inter_reward`` (paper: on; off is the paper's ablation) and ``terminal_delta`` (ours, off by
-  default: credit each step with the change of its terminal reward since the previous evaluation).
+  default: credit each step with the change of its terminal reward since the previous evaluation);
+* our credit-assignment options (``trainables.rlld``, all off in the paper setting):
+  ``terminal_credit`` (``branch``: paper; ``class``: each class's actions get that class's
+  validation score), ``class_score`` (``ll`` per-class log-likelihood, ``soft``/``hard``
+  per-class F1), ``class_baseline`` (one baseline per class and modality), ``adv_norm``
+  (advantages divided by a running std) and ``counterfactual`` (credit = score after the step's
+  update minus score after the same update on the original labels).
+
+Points evaluated first: the paper setting, the same with synchronous rewards, "config A" (inter-reward
+off, terminal delta, scale 10, agent lr 1e-3) and the ``stable`` reward preset
+(``trainables.rlld.REWARD_PRESETS``).
 
 Why the ranges are wide: on LLP-sim the paper's soft inter-reward penalises any removal by ~0.5 per
-video while the batch-level terminal reward moves by ~0.002 per step, so with paper settings the agent
-learns to keep every label. Removal only pays with a far larger terminal scale (10-1000) and a faster
-agent (1e-3), and it was only learned with the inter-reward off and ``terminal_delta`` on.
+video while the batch-level terminal reward moves by ~0.002 per step, so with paper settings the
+agent learns to keep every label. Removal only pays with a far larger terminal scale (10-1000) and a
+faster agent (1e-3) with the inter-reward off, or with our credit options (what each did on
+LLP-sim: docs/sweeps.md, "RLLD reward designs").
 
 Each trial reserves its validation actors in its own placement group (``orchestrator.rlld_pool``:
 ``eval_actors`` bundles of ``eval_actor_cpus`` CPUs and ``eval_actor_gpus`` GPUs). The base here
@@ -29,13 +40,18 @@ node pass e.g. ``--set eval_actor_gpus=0.25 --set eval_actor_cpus=1``.
 from __future__ import annotations
 
 from search_spaces.base import SweepSpec
+from trainables.rlld import REWARD_PRESETS
 
 PAPER = {"alpha1": 0.6, "terminal_scale": 0.1, "terminal_metric_a": "seg_A",
          "terminal_metric_v": "event_V", "agent_lr": 1e-4, "staleness": 2,
-         "use_inter_reward": True, "terminal_delta": False}
-# The setting that learned to find noisy visual labels on LLP-sim-small (see the module docstring).
+         "use_inter_reward": True, "terminal_delta": False, "terminal_credit": "branch",
+         "class_score": "ll", "class_baseline": False, "adv_norm": False,
+         "counterfactual": False}
+# "Config A": removal learned, but unstable across seeds (see the module docstring).
 LEARNS = {**PAPER, "use_inter_reward": False, "terminal_delta": True, "terminal_scale": 10.0,
           "agent_lr": 1e-3}
+# The "stable" reward preset, spelled out over the tuned keys.
+STABLE = {**PAPER, **{k: v for k, v in REWARD_PRESETS["stable"].items() if k in PAPER}}
 
 
 def _common(trial) -> None:
@@ -46,10 +62,16 @@ def _common(trial) -> None:
     trial.suggest_int("staleness", 0, 4)
     trial.suggest_categorical("use_inter_reward", [True, False])
     trial.suggest_categorical("terminal_delta", [False, True])
+    trial.suggest_categorical("terminal_credit", ["branch", "class"])
+    trial.suggest_categorical("class_score", ["ll", "soft", "hard"])
+    trial.suggest_categorical("class_baseline", [False, True])
+    trial.suggest_categorical("adv_norm", [False, True])
+    trial.suggest_categorical("counterfactual", [False, True])
 
 
 def space(trial) -> dict[str, float]:
-    """alpha1 tuned, alpha2 = 1 - alpha1; terminal reward scale/metrics, agent lr, staleness."""
+    """alpha1 tuned, alpha2 = 1 - alpha1; terminal reward scale/metrics, agent lr, staleness,
+    credit assignment."""
     a1 = trial.suggest_float("alpha1", 0.0, 1.0)
     _common(trial)
     return {"alpha2": 1.0 - a1}
@@ -79,7 +101,7 @@ SPEC = SweepSpec(
     name="rlld_reward_mix",
     description="RLLD reward mix: alpha1 (alpha2 = 1 - alpha1), terminal scale/metrics, agent lr, staleness",
     space=space,
-    points_to_evaluate=(PAPER, {**PAPER, "staleness": 0}, LEARNS),
+    points_to_evaluate=(PAPER, {**PAPER, "staleness": 0}, LEARNS, STABLE),
     grid={"alpha1": [0.0, 0.2, 0.4, 0.6, 0.8, 1.0]},
     **_KW,
 )

@@ -39,6 +39,16 @@ Our additions (not in the paper), each switchable:
   ``score(t) - score(t')`` with t' the latest earlier step whose evaluation has arrived (t - 1 in
   sync mode), i.e. the validation *improvement* the step's task update brought, rather than the
   validation level, most of which is the task network's slow trend and not the step's actions;
+* per-(class, modality) credit (off by default; the paper credits every action of a branch with
+  that branch's score): ``terminal_credit="class"`` credits an action on class c of modality m with
+  class c's validation score of modality m (``class_score``: ``ll``, the log-likelihood of the
+  video-level modality truth under the task network's ``a_prob``/``v_prob``, or per-class F1),
+  ``class_baseline`` keeps one moving-average baseline per (class, modality), ``adv_norm`` divides
+  advantages by a running std, ``entropy_weight`` adds an entropy bonus and ``inter_weight`` scales
+  the soft inter-reward. Why: on LLP-sim the paper's rewards teach the agent to keep every label
+  (the inter-reward costs ~0.5 per removal, the batch-level terminal reward moves ~0.002 per step
+  and is shared by ~500 actions on 25 classes). ``reward_preset="stable"`` names the combination
+  that denoises there (:data:`REWARD_PRESETS`; figures in docs/sweeps.md);
 * asynchronous rewards: evaluations run on an :class:`Evaluator` (in process here, a pool of Ray
   actors in ``orchestrator/rlld_pool.py``); the learner blocks only when the oldest pending
   evaluation is more than ``staleness`` (S) steps old, so at most S evaluations are pending after
@@ -59,7 +69,7 @@ import copy
 import math
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any, Protocol
 
 import torch
@@ -117,6 +127,34 @@ class Config:
         all_removed_reward: Reward of an action that removed every label of a video.
         baseline: Moving-average reward baseline (ours).
         baseline_momentum: Its momentum.
+        inter_weight: Factor on the soft inter-reward (ours; 1.0 = the paper's ``R_terminal +
+            R_inter``).
+        terminal_credit: Which terminal reward an action is credited with. ``branch`` (paper):
+            every action of a branch gets that branch's validation score. ``class`` (ours): an
+            action on class c of modality m gets class c's validation score of modality m
+            (:func:`class_scores`), so a class's removals are judged by what they did to that
+            class rather than drowned in the other 24 classes' fluctuations.
+        class_score: Per-class validation score used by ``terminal_credit="class"`` (ours;
+            :func:`class_scores`): ``ll`` (log-likelihood of the video-level modality truth under
+            the task network's audio/visual probabilities), ``soft`` (soft segment-level F1 from
+            the frame probabilities) or ``hard`` (segment-level F1 of the decoded predictions).
+        class_baseline: One moving-average baseline per (class, modality) instead of per modality
+            (ours; needs ``baseline``).
+        adv_norm: Divide advantages by a running standard deviation, per (class, modality) with
+            ``class_baseline`` else per modality (ours; makes the update size independent of
+            ``terminal_scale``).
+        entropy_weight: Bonus ``weight x`` mean entropy of the keep decisions on present labels
+            (ours; 0 = off).
+        counterfactual: Terminal reward = validation score after the step's task update minus the
+            score after the same update (same weights, optimiser state and dropout draws) on the
+            *original* labels (ours, off by default): a self-critical baseline whose reference
+            policy is "keep every label", so what is credited is exactly the effect of the
+            agent's label changes, without the task network's learning trend or the batch
+            composition. Costs one more task step on a copy and one more validation pass per
+            step (both in the same evaluation request). Replaces ``terminal_delta``.
+        reward_preset: ``paper`` (default) or ``stable`` (ours, :data:`REWARD_PRESETS`): a named
+            set of the options above. A preset sets each of its fields that still has the paper
+            default value, so explicit non-default overrides win.
         staleness: Most evaluations pending before the learner blocks (S).
         sync: Wait for every reward before the next step (the paper's schedule).
         eval_batch_size: Videos per forward in validation passes.
@@ -158,6 +196,14 @@ class Config:
     all_removed_reward: float = -1.0
     baseline: bool = True
     baseline_momentum: float = 0.9
+    inter_weight: float = 1.0
+    terminal_credit: str = "branch"
+    class_score: str = "ll"
+    class_baseline: bool = False
+    adv_norm: bool = False
+    entropy_weight: float = 0.0
+    counterfactual: bool = False
+    reward_preset: str = "paper"
     staleness: int = 2
     sync: bool = False
     eval_batch_size: int = 2048
@@ -171,6 +217,20 @@ class Config:
     feature_dtype: str = "auto"
 
     def __post_init__(self) -> None:
+        if self.reward_preset not in REWARD_PRESETS:
+            raise ValueError(f"Config.reward_preset must be one of {sorted(REWARD_PRESETS)}, "
+                             f"got {self.reward_preset!r}")
+        for name, value in REWARD_PRESETS[self.reward_preset].items():
+            if getattr(self, name) == _PAPER_DEFAULTS[name]:
+                setattr(self, name, value)
+        if self.terminal_credit not in ("branch", "class"):
+            raise ValueError(f"Config.terminal_credit must be 'branch' or 'class', "
+                             f"got {self.terminal_credit!r}")
+        if self.class_score not in ("ll", "soft", "hard"):
+            raise ValueError(f"Config.class_score must be 'll', 'soft' or 'hard', "
+                             f"got {self.class_score!r}")
+        if self.entropy_weight < 0 or self.inter_weight < 0:
+            raise ValueError("Config.entropy_weight and Config.inter_weight must be >= 0")
         if self.feature_dtype not in _DTYPES:
             raise ValueError(f"Config.feature_dtype must be one of {sorted(_DTYPES)}, "
                              f"got {self.feature_dtype!r}")
@@ -186,6 +246,25 @@ class Config:
             raise ValueError(f"Config.staleness must be >= 0, got {self.staleness}")
         if self.batch_size < 1 or self.epochs < 0:
             raise ValueError("Config.batch_size must be >= 1 and Config.epochs >= 0")
+
+
+# Field values of the paper's configuration, to know which fields a preset may set.
+_PAPER_DEFAULTS = {f.name: f.default for f in fields(Config)}
+
+# Named reward designs (ours, except "paper"). "stable": see the module docstring and docs/sweeps.md
+# for why each option is there; measured on llp-sim-small in issue 6's note.
+REWARD_PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "stable": {
+        "use_inter_reward": False,
+        "counterfactual": True,
+        "terminal_credit": "class",
+        "class_score": "ll",
+        "class_baseline": True,
+        "adv_norm": True,
+        "agent_lr": 1e-3,
+    },
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -258,6 +337,18 @@ def terminal_reward(metrics: Mapping[str, float], cfg: Config) -> tuple[float, f
     return get(cfg.terminal_metric_a) * s, get(cfg.terminal_metric_v) * s
 
 
+def class_terminal_reward(metrics: Mapping[str, float], cfg: Config, num_classes: int
+                          ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class terminal rewards ``(T_a, T_v)``, each (C,): ``val_cls_<m>/<c> / 100 x scale``."""
+    s = cfg.terminal_scale / 100.0
+    try:
+        return tuple(torch.tensor([float(metrics[f"val_cls_{m}/{c}"]) * s
+                                   for c in range(num_classes)]) for m in ("a", "v"))
+    except KeyError as e:
+        raise KeyError(f"terminal_credit='class' needs per-class validation scores; missing {e} "
+                       f"(is the evaluator's config the learner's?)") from None
+
+
 def noise_auc(keep_p: torch.Tensor, noisy: torch.Tensor) -> float:
     """ROC AUC of ``1 - keep_p`` for telling noisy labels (True) from clean ones (ties count 1/2).
 
@@ -311,6 +402,66 @@ class MovingAverageBaseline:
 
     def load_state_dict(self, s: Mapping[str, Any]) -> None:
         self.value, self.initialised = float(s["value"]), bool(s["initialised"])
+
+
+class VectorBaseline:
+    """Moving-average reward baseline and running advantage variance per entry (ours).
+
+    One entry per modality (size 1) or per (class, modality) (size C). An entry is set directly by
+    its first update and only updated when present in a batch, so rare classes keep their own
+    statistics instead of drifting toward the frequent classes'.
+
+    Args:
+        size: Number of entries.
+        momentum: EMA momentum of both the mean and the variance.
+        enabled: When False the baseline is 0 (variances are still tracked for ``adv_norm``).
+    """
+
+    def __init__(self, size: int, momentum: float = 0.9, enabled: bool = True):
+        self.momentum = momentum
+        self.enabled = enabled
+        self.value = torch.zeros(size)
+        self.var = torch.ones(size)
+        self.seen = torch.zeros(size, dtype=torch.bool)
+        # The variance starts at its first *non-zero* observation: with terminal_delta the first
+        # step's credit is exactly 0, and a variance of 0 would blow up every later advantage.
+        self.var_seen = torch.zeros(size, dtype=torch.bool)
+
+    def __call__(self) -> torch.Tensor:
+        """The baseline per entry, (size,) (0 where disabled or never updated)."""
+        if not self.enabled:
+            return torch.zeros_like(self.value)
+        return torch.where(self.seen, self.value, torch.zeros_like(self.value))
+
+    def std(self) -> torch.Tensor:
+        """Running standard deviation of the advantage per entry (1 before the first non-zero
+        observation)."""
+        return self.var.clamp_min(1e-12).sqrt()
+
+    def update(self, mean_reward: torch.Tensor, mean_sq_adv: torch.Tensor,
+               present: torch.Tensor) -> None:
+        """EMA step of the entries in ``present`` (bool); ``mean_sq_adv``: mean of ``(R - b)^2``."""
+        m = self.momentum
+        mean_reward, mean_sq_adv = mean_reward.float().cpu(), mean_sq_adv.float().cpu()
+        present = present.cpu()
+        first = present & ~self.seen
+        ema_v = m * self.value + (1.0 - m) * mean_reward
+        self.value = torch.where(first, mean_reward, torch.where(present, ema_v, self.value))
+        self.seen = self.seen | present
+        has_var = present & (mean_sq_adv > 0)
+        first_var = has_var & ~self.var_seen
+        ema_s = m * self.var + (1.0 - m) * mean_sq_adv
+        self.var = torch.where(first_var, mean_sq_adv,
+                               torch.where(present & self.var_seen, ema_s, self.var))
+        self.var_seen = self.var_seen | has_var
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"value": self.value.clone(), "var": self.var.clone(), "seen": self.seen.clone(),
+                "var_seen": self.var_seen.clone()}
+
+    def load_state_dict(self, s: Mapping[str, Any]) -> None:
+        self.value, self.var = s["value"].float().cpu(), s["var"].float().cpu()
+        self.seen, self.var_seen = s["seen"].bool().cpu(), s["var_seen"].bool().cpu()
 
 
 # --------------------------------------------------------------------------------------------
@@ -375,15 +526,78 @@ def build_task_model(cfg: Config, dims: tuple[int, int, int], num_classes: int =
                num_classes=num_classes, dropout=cfg.dropout)
 
 
+def class_scores(probs: Mapping[str, torch.Tensor], split: AVVPSplit, *, kind: str = "soft",
+                 protocol: str = "han", threshold: float = 0.5, eps: float = 1e-6
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-class validation score of the audio and the visual branch (ours).
+
+    ``ll``: 100 x the mean log-likelihood of the video-level modality truth (``gt.any(time)``)
+    under the task network's video-level audio / visual probabilities (``a_prob``, ``v_prob``):
+    exactly what a revised modality label trains, scored by a proper scoring rule, so it improves
+    when the training targets of that class and modality get closer to the truth (<= 0).
+
+    ``soft`` / ``hard``: segment-level ``F1_c = 2 TP_c / (2 TP_c + FP_c + FN_c)`` (0..100) over all
+    segments; ``soft`` counts with the frame probabilities (``TP = sum p g``,
+    ``FP = sum p (1 - g)``, ``FN = sum (1 - p) g``), ``hard`` the decoded 0/1 predictions; a class with neither truth nor
+    predictions scores 0. Caveat measured on LLP-sim: for a class whose segments are often positive,
+    F1 grows with the level of the predictions, so removing labels, even noisy ones, tends to lower
+    it; ``ll`` has no such bias.
+
+    Returns:
+        ``(s_a, s_v)``, each (C,) float32.
+    """
+    if kind == "ll":
+        out = []
+        for p, g in ((probs["a_prob"], split.gt_audio), (probs["v_prob"], split.gt_visual)):
+            t = g.bool().any(dim=1).float()
+            p = p.float().to(t.device).clamp(eps, 1.0 - eps)
+            out.append(100.0 * (t * torch.log(p) + (1.0 - t) * torch.log1p(-p)).mean(dim=0))
+        return out[0], out[1]
+    if kind == "hard":
+        from trainables.metrics.avvp import decode
+
+        pa, pv = decode(probs["frame_prob"], probs["a_prob"], probs["v_prob"],
+                        probs["global_prob"], protocol=protocol, threshold=threshold)
+        pa, pv = torch.as_tensor(pa), torch.as_tensor(pv)
+    else:
+        fp = probs["frame_prob"].float()
+        pa, pv = fp[:, :, 0], fp[:, :, 1]
+    out = []
+    for p, g in ((pa, split.gt_audio), (pv, split.gt_visual)):
+        p = p.float().to(g.device)
+        g = g.float()
+        tp = (p * g).sum(dim=(0, 1))
+        fp_ = (p * (1.0 - g)).sum(dim=(0, 1))
+        fn = ((1.0 - p) * g).sum(dim=(0, 1))
+        out.append(100.0 * 2.0 * tp / (2.0 * tp + fp_ + fn + eps))
+    return out[0], out[1]
+
+
 def validation_scores(model: nn.Module, split: AVVPSplit, cfg: Config) -> dict[str, float]:
-    """``val/<score>`` of ``model`` on ``split`` plus ``eval_s`` (the pass's wall time)."""
+    """``val/<score>`` of ``model`` on ``split`` plus ``eval_s`` (the pass's wall time); with
+    ``terminal_credit="class"`` also ``val_cls_a/<c>`` and ``val_cls_v/<c>``
+    (:func:`class_scores`)."""
     from trainables.train_common import predict, score
 
     t0 = time.perf_counter()
     probs = predict(model, split, batch_size=cfg.eval_batch_size)
     out = score(probs, split, prefix="val", protocol=cfg.protocol, threshold=cfg.threshold)
+    if cfg.terminal_credit == "class":
+        f_a, f_v = class_scores(probs, split, kind=cfg.class_score, protocol=cfg.protocol,
+                                threshold=cfg.threshold)
+        out.update({f"val_cls_a/{c}": float(x) for c, x in enumerate(f_a.tolist())})
+        out.update({f"val_cls_v/{c}": float(x) for c, x in enumerate(f_v.tolist())})
     out["eval_s"] = time.perf_counter() - t0
     return out
+
+
+CF_PREFIX = "cf/"  # weight keys of the counterfactual update in an evaluation request
+CF_RESULT = "cf:"  # score keys of the counterfactual update in an evaluation result
+
+
+def counterfactual_metrics(metrics: Mapping[str, float]) -> dict[str, float]:
+    """The counterfactual update's scores of an evaluation result, with their plain keys."""
+    return {k[len(CF_RESULT):]: v for k, v in metrics.items() if k.startswith(CF_RESULT)}
 
 
 class LocalEvaluator:
@@ -417,9 +631,21 @@ class LocalEvaluator:
         return cls(cfg, split, dev)
 
     def evaluate(self, state_dict: Mapping[str, torch.Tensor]) -> dict[str, float]:
-        """Scores task weights on the validation split."""
-        self.model.load_state_dict(state_dict)
-        return validation_scores(self.model, self.split, self.cfg)
+        """Scores task weights on the validation split.
+
+        Keys prefixed ``cf/`` are a second set of weights (the ``counterfactual`` update); their
+        scores come back prefixed ``cf:`` and ``eval_s`` covers both passes.
+        """
+        main = {k: v for k, v in state_dict.items() if not k.startswith(CF_PREFIX)}
+        cf = {k[len(CF_PREFIX):]: v for k, v in state_dict.items() if k.startswith(CF_PREFIX)}
+        self.model.load_state_dict(main)
+        out = validation_scores(self.model, self.split, self.cfg)
+        if cf:
+            self.model.load_state_dict(cf)
+            other = validation_scores(self.model, self.split, self.cfg)
+            out.update({CF_RESULT + k: v for k, v in other.items() if k != "eval_s"})
+            out["eval_s"] += other["eval_s"]
+        return out
 
     def submit(self, step: int, state_dict: Mapping[str, torch.Tensor]) -> None:
         self._ready[int(step)] = self.evaluate(state_dict)
@@ -454,8 +680,8 @@ class _PendingStep:
     undone: torch.Tensor  # (B,) bool: all labels removed, action undone
     r_known_a: torch.Tensor  # (B,) inter-rewards, or all_removed_reward for undone videos
     r_known_v: torch.Tensor
-    base_a: float  # baselines at acting time
-    base_v: float
+    base_a: Any  # baselines at acting time: float, or (C,)/(1,) tensors for element-wise credit
+    base_v: Any
     version: int  # agent updates applied before acting
     params: dict[str, torch.Tensor] | None  # acting parameters (None: reuse the live agent)
     rng: tuple[torch.Tensor, torch.Tensor | None]  # CPU / CUDA RNG before the acting forward
@@ -510,11 +736,22 @@ class Learner:
                                keep_init=cfg.keep_init).to(device)
         self.task = build_task_model(cfg, dims, c).to(device)
         self.task_opt, self.task_sched = make_optimizer(self.task, cfg.lr, cfg.lr_step, cfg.lr_gamma)
+        if cfg.counterfactual:
+            # Reloaded from the real task network and optimiser before every step.
+            self.cf_task = build_task_model(cfg, dims, c).to(device)
+            self.cf_opt, _ = make_optimizer(self.cf_task, cfg.lr, cfg.lr_step, cfg.lr_gamma)
         self.agent_opt = torch.optim.Adam(self.agent.parameters(), lr=cfg.agent_lr)
         self.shadow: nn.Module | None = None  # holds acting parameters of stale steps
         self.version = 0  # agent updates applied so far
         self.base_a = MovingAverageBaseline(cfg.baseline_momentum, cfg.baseline)
         self.base_v = MovingAverageBaseline(cfg.baseline_momentum, cfg.baseline)
+        # Our per-(class, modality) credit options use element-wise rewards (B, C); the paper's
+        # path (per-video rewards, scalar baselines) stays exactly as it was.
+        self.elementwise = (cfg.terminal_credit == "class" or cfg.class_baseline or cfg.adv_norm
+                            or cfg.entropy_weight > 0)
+        nb = c if cfg.class_baseline else 1
+        self.vbase_a = VectorBaseline(nb, cfg.baseline_momentum, cfg.baseline)
+        self.vbase_v = VectorBaseline(nb, cfg.baseline_momentum, cfg.baseline)
         self.batch_gen = torch.Generator().manual_seed(int(cfg.seed))
         self.act_gen = torch.Generator(device=device).manual_seed(int(cfg.seed) + 1)
         self.step = 0
@@ -545,13 +782,14 @@ class Learner:
             out = agent(a, v, m, y)
         return out.p_a.float(), out.p_v.float()
 
-    def policy_log_probs(self, rec: _PendingStep) -> tuple[torch.Tensor, torch.Tensor,
-                                                            torch.Tensor, torch.Tensor]:
+    def policy_log_probs(self, rec: _PendingStep, reduce: bool = True
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
         """Rebuilds step ``rec``'s acting forward (same parameters, same dropout draws).
 
         Returns:
             ``(lp_a, lp_v, p_a, p_v)`` with gradients flowing to the parameters of the agent that
-            computes them (the live agent or the shadow copy holding the acting parameters).
+            computes them (the live agent or the shadow copy holding the acting parameters);
+            ``lp`` per video (B,), or per (video, class) (B, C) with ``reduce=False``.
         """
         agent = self.agent
         if rec.version != self.version:
@@ -568,7 +806,8 @@ class Learner:
             if rec.rng[1] is not None:
                 torch.cuda.set_rng_state(rec.rng[1], self.device)
             p_a, p_v = self._policy(agent, a, v, m, y)
-        return action_log_prob(p_a, rec.act_a, y), action_log_prob(p_v, rec.act_v, y), p_a, p_v
+        return (action_log_prob(p_a, rec.act_a, y, reduce=reduce),
+                action_log_prob(p_v, rec.act_v, y, reduce=reduce), p_a, p_v)
 
     def _shadow(self) -> nn.Module:
         if self.shadow is None:
@@ -595,6 +834,8 @@ class Learner:
             kw = dict(alpha1=cfg.alpha1, alpha2=cfg.alpha2, smoothing=cfg.inter_smoothing,
                       eps=cfg.inter_eps)
             ri_a, ri_v = inter_reward(y, rev_a, **kw), inter_reward(y, rev_v, **kw)
+            if cfg.inter_weight != 1.0:
+                ri_a, ri_v = ri_a * cfg.inter_weight, ri_v * cfg.inter_weight
         else:
             ri_a = torch.zeros(len(idx), device=self.device)
             ri_v = torch.zeros_like(ri_a)
@@ -604,11 +845,18 @@ class Learner:
         # reward; in sync mode none can.
         params = None if cfg.sync else {k: t.detach().clone()
                                         for k, t in self.agent.state_dict().items()}
+        if self.elementwise:
+            b_a, b_v = self.vbase_a().to(self.device), self.vbase_v().to(self.device)
+        else:
+            b_a, b_v = self.base_a(), self.base_v()
         rec = _PendingStep(self.step, idx, act_a, act_v, undone, r_known_a, r_known_v,
-                           self.base_a(), self.base_v(), self.version, params, rng, p_a, p_v,
-                           time.perf_counter())
+                           b_a, b_v, self.version, params, rng, p_a, p_v, time.perf_counter())
 
         # Task network on the revised labels (Eq. 6-8).
+        if cfg.counterfactual:
+            self.cf_task.load_state_dict(self.task.state_dict())
+            self.cf_opt.load_state_dict(copy.deepcopy(self.task_opt.state_dict()))
+            task_rng = self._rng_state()
         self.task.train()
         y_vid = torch.maximum(rev_a, rev_v)
         with autocast(self.device):
@@ -617,6 +865,21 @@ class Learner:
         self.task_opt.zero_grad(set_to_none=True)
         loss.backward()
         self.task_opt.step()
+        if cfg.counterfactual:
+            # The same step on the original labels, with the same dropout draws.
+            devices = [self.device] if self.device.type == "cuda" else []
+            with torch.random.fork_rng(devices=devices):
+                torch.set_rng_state(task_rng[0])
+                if task_rng[1] is not None:
+                    torch.cuda.set_rng_state(task_rng[1], self.device)
+                self.cf_task.train()
+                yf = y.float()
+                with autocast(self.device):
+                    cf_out = self.cf_task(a, v, m)
+                cf_loss = han_loss(cf_out, yf, yf, yf)
+                self.cf_opt.zero_grad(set_to_none=True)
+                cf_loss.backward()
+                self.cf_opt.step()
 
         # Device tensors: no host sync per step (converted once per epoch).
         st.loss += loss.detach()
@@ -635,8 +898,13 @@ class Learner:
         self.collect(block=cfg.sync)
 
     def publish(self) -> dict[str, torch.Tensor]:
-        """A snapshot of the task weights (detached clones: training goes on meanwhile)."""
-        return {k: t.detach().clone() for k, t in self.task.state_dict().items()}
+        """A snapshot of the task weights (detached clones: training goes on meanwhile), plus the
+        counterfactual update's under ``cf/`` keys with ``counterfactual``."""
+        out = {k: t.detach().clone() for k, t in self.task.state_dict().items()}
+        if self.cfg.counterfactual:
+            out.update({CF_PREFIX + k: t.detach().clone()
+                        for k, t in self.cf_task.state_dict().items()})
+        return out
 
     # -- rewards -----------------------------------------------------------------------------
 
@@ -677,9 +945,15 @@ class Learner:
             self._apply_one(self.pending.pop(step), metrics)
 
     def _apply_one(self, rec: _PendingStep, metrics: Mapping[str, float]) -> None:
+        if self.elementwise:
+            return self._apply_one_elementwise(rec, metrics)
         cfg, st = self.cfg, self.stats
         rt_a, rt_v = terminal_reward(metrics, cfg)
-        ct_a, ct_v = self._credited_terminal(rec.step, rt_a, rt_v)
+        if cfg.counterfactual:
+            cf_a, cf_v = terminal_reward(counterfactual_metrics(metrics), cfg)
+            ct_a, ct_v = rt_a - cf_a, rt_v - cf_v
+        else:
+            ct_a, ct_v = self._credited_terminal(rec.step, rt_a, rt_v)
         okf = (~rec.undone).float()
         r_a = rec.r_known_a + ct_a * okf
         r_v = rec.r_known_v + ct_v * okf
@@ -705,9 +979,78 @@ class Learner:
         self.applied_steps.append(rec.step)
         self._applied_set.add(rec.step)
 
-    def _credited_terminal(self, step: int, rt_a: float, rt_v: float) -> tuple[float, float]:
+    def _apply_one_elementwise(self, rec: _PendingStep, metrics: Mapping[str, float]) -> None:
+        """Step ``rec``'s update with per-(video, class) rewards (our credit options).
+
+        ``R_ic = R_inter,i + T_c`` (``T_c`` the class's terminal reward with
+        ``terminal_credit="class"``, else the branch's), advantage ``A_ic = R_ic - b_c`` with
+        ``b`` per (class, modality) or per modality, divided by the running std with ``adv_norm``;
+        loss ``-mean_i sum_c A_ic log pi(a_ic)`` over present labels, minus the entropy bonus.
+        """
+        cfg, st = self.cfg, self.stats
+        rt_a, rt_v = terminal_reward(metrics, cfg)
+        y = self.train.labels[rec.idx]
+        def levels(mt):
+            if cfg.terminal_credit == "class":
+                return class_terminal_reward(mt, cfg, y.shape[-1])
+            r = terminal_reward(mt, cfg)
+            return torch.tensor([r[0]]), torch.tensor([r[1]])
+
+        ta, tv = levels(metrics)
+        if cfg.counterfactual:
+            ca, cv = levels(counterfactual_metrics(metrics))
+            ta, tv = ta - ca, tv - cv
+        else:
+            ta, tv = self._credited_terminal(rec.step, ta, tv)
+        mask = (y > 0.5).float()
+        okf = (~rec.undone).float().unsqueeze(-1)
+        lp_a, lp_v, p_a, p_v = self.policy_log_probs(rec, reduce=False)
+        loss = torch.zeros((), device=self.device)
+        obj = 0.0
+        for r_known, t, b, vb, lp, p in ((rec.r_known_a, ta, rec.base_a, self.vbase_a, lp_a, p_a),
+                                         (rec.r_known_v, tv, rec.base_v, self.vbase_v, lp_v, p_v)):
+            r = (r_known.unsqueeze(-1) + t.to(self.device).unsqueeze(0) * okf).expand_as(mask)
+            adv = r - b.unsqueeze(0)
+            if cfg.adv_norm:
+                adv = adv / vb.std().to(self.device).unsqueeze(0)
+            loss = loss - (adv.detach() * lp * mask).sum(-1).mean()
+            if cfg.entropy_weight > 0:
+                pc = p.clamp(1e-6, 1 - 1e-6)
+                ent = -(pc * torch.log(pc) + (1 - pc) * torch.log1p(-pc))
+                loss = loss - cfg.entropy_weight * (ent * mask).sum() / mask.sum().clamp_min(1.0)
+            obj += float((adv * mask).sum() / mask.sum().clamp_min(1.0)) / 2
+            # Baseline statistics over present labels, per class or pooled.
+            sq = (r - b.unsqueeze(0)) ** 2
+            if vb.value.numel() > 1:
+                cnt = mask.sum(0)
+                vb.update((r * mask).sum(0) / cnt.clamp_min(1.0),
+                          (sq * mask).sum(0) / cnt.clamp_min(1.0), cnt > 0)
+            else:
+                cnt = mask.sum()
+                vb.update(((r * mask).sum() / cnt.clamp_min(1.0)).reshape(1),
+                          ((sq * mask).sum() / cnt.clamp_min(1.0)).reshape(1), (cnt > 0).reshape(1))
+        agent = self.agent if rec.version == self.version else self.shadow
+        grads = torch.autograd.grad(loss, list(agent.parameters()), allow_unused=True)
+        for prm, g in zip(self.agent.parameters(), grads):
+            prm.grad = g
+        self.agent_opt.step()
+        self.agent_opt.zero_grad(set_to_none=True)
+        self.version += 1
+        st.agent_obj += obj
+        st.term_a += rt_a
+        st.term_v += rt_v
+        st.eval_s += float(metrics.get("eval_s", 0.0))
+        lag = (self.step - 1) - rec.step
+        st.staleness_sum += lag
+        st.max_staleness = max(st.max_staleness, lag)
+        st.applied += 1
+        self.applied_steps.append(rec.step)
+        self._applied_set.add(rec.step)
+
+    def _credited_terminal(self, step: int, rt_a, rt_v):
         """The terminal reward credited to ``step``: the level, or with ``terminal_delta`` the
-        change since the latest earlier evaluation that has arrived (0 for the first)."""
+        change since the latest earlier evaluation that has arrived (0 for the first). Floats,
+        or per-class tensors with ``terminal_credit="class"``."""
         if not self.cfg.terminal_delta:
             return rt_a, rt_v
         earlier = [s for s in self._term_hist if s < step]
@@ -806,6 +1149,30 @@ class Learner:
         for mod, p, truth in (("a", pa, true_a), ("v", pv, true_v)):
             out[f"rlld/noise_auc_{mod}"] = noise_auc(p[labels], ~truth[labels])
             out[f"rlld/keep_p_{mod}"] = float(p[labels].mean()) if labels.any() else float("nan")
+            # Diagnostics: mean keep probability of truly noisy vs clean labels, and the AUC
+            # within each class (averaged, weighted by the class's labels): above 0.5 only if the
+            # agent tells noisy from clean labels *of the same class*, not just noisy classes.
+            noisy = labels & ~truth
+            clean = labels & truth
+            nan = float("nan")
+            out[f"rlld/keep_p_noisy_{mod}"] = float(p[noisy].mean()) if noisy.any() else nan
+            out[f"rlld/keep_p_clean_{mod}"] = float(p[clean].mean()) if clean.any() else nan
+            num = den = 0.0
+            for c in range(labels.shape[1]):
+                lc = labels[:, c]
+                auc = noise_auc(p[lc, c], ~truth[lc, c])
+                if not math.isnan(auc):
+                    w = float(lc.sum())
+                    num, den = num + w * auc, den + w
+            out[f"rlld/noise_auc_within_{mod}"] = num / den if den else float("nan")
+            # Precision/recall of the removals the *sampling* policy makes in expectation (what
+            # the task network trains on), next to the greedy (p < 0.5) ones in denoise/...
+            rem = (1.0 - p) * labels.float()
+            tp = float(rem[noisy].sum())
+            out[f"rlld/sampled_precision_{mod}"] = tp / float(rem.sum()) if rem.sum() > 0 \
+                else float("nan")
+            out[f"rlld/sampled_recall_{mod}"] = tp / float(noisy.sum()) if noisy.any() \
+                else float("nan")
         return out
 
     # -- checkpoints -------------------------------------------------------------------------
@@ -821,6 +1188,8 @@ class Learner:
             "task_sched": self.task_sched.state_dict(),
             "base_a": self.base_a.state_dict(),
             "base_v": self.base_v.state_dict(),
+            "vbase_a": self.vbase_a.state_dict(),
+            "vbase_v": self.vbase_v.state_dict(),
             "batch_gen": self.batch_gen.get_state(),
             "act_gen": self.act_gen.get_state(),
             "step": self.step,
@@ -835,10 +1204,15 @@ class Learner:
         self.task_sched.load_state_dict(s["task_sched"])
         self.base_a.load_state_dict(s["base_a"])
         self.base_v.load_state_dict(s["base_v"])
+        if "vbase_a" in s:
+            self.vbase_a.load_state_dict(s["vbase_a"])
+            self.vbase_v.load_state_dict(s["vbase_v"])
         self.batch_gen.set_state(s["batch_gen"].cpu())
         self.act_gen.set_state(s["act_gen"].cpu())
         self.step = int(s["step"])
-        self._term_hist = {int(k): (float(a), float(v)) for k, a, v in s.get("term_hist", [])}
+        def val(x):
+            return x.float().cpu() if isinstance(x, torch.Tensor) else float(x)
+        self._term_hist = {int(k): (val(a), val(v)) for k, a, v in s.get("term_hist", [])}
 
 
 # --------------------------------------------------------------------------------------------

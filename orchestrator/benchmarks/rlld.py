@@ -12,9 +12,13 @@ training wall time; then times JoMoLD's whole pipeline (estimator + denoising, s
 same data and device and prints RLLD/JoMoLD time ratios.
 
 ``--quality`` instead trains HAN, JoMoLD and RLLD (synchronous rewards from an in-process
-evaluator: no Ray) on the same data, epochs and seed and prints the ten test F-scores of each
+evaluator: no Ray) on the same data, epochs and seeds and prints the ten test F-scores of each
 (model selected by val/seg_Type) and, for JoMoLD and RLLD, denoising precision/recall of the
-removed labels against LLP-sim's hidden truth.
+removed labels against LLP-sim's hidden truth. ``--methods`` picks the rows (default
+``han,jomold,rlld:paper,rlld:stable``: RLLD with each reward preset, see
+``trainables.rlld.REWARD_PRESETS``; ``--set`` overrides apply to every RLLD row); ``--seeds 0,1,2``
+repeats everything per seed and prints mean +- std over seeds. With ``--json`` every finished run is
+written at once, so an interrupted benchmark keeps what it measured.
 
 Targets (issue 6): async >= 1.5x sync throughput with 2 actors, final val Type@AV within 1 point
 of sync, RLLD's whole training <= 3x JoMoLD's (the paper: about 8 h vs 3 h, 2.7x).
@@ -54,6 +58,11 @@ def _parser() -> argparse.ArgumentParser:
                    help="further trainables.rlld.Config overrides")
     p.add_argument("--quality", action="store_true",
                    help="compare HAN, JoMoLD and RLLD scores instead of timing async vs sync")
+    p.add_argument("--methods", default="han,jomold,rlld:paper,rlld:stable",
+                   help="--quality rows: han, jomold, rlld:<reward preset> (default "
+                        "han,jomold,rlld:paper,rlld:stable)")
+    p.add_argument("--seeds", default=None,
+                   help="--quality: comma-separated seeds (default: --seed); mean +- std over them")
     p.add_argument("--json", help="also write the figures as JSON here")
     return p
 
@@ -121,37 +130,109 @@ def _run_jomold(args, path, dev) -> dict:
 SCORE_KEYS = ("seg_A", "seg_V", "seg_AV", "seg_Type", "seg_Event",
               "event_A", "event_V", "event_AV", "event_Type", "event_Event")
 DENOISE_KEYS = ("denoise/precision_a", "denoise/recall_a", "denoise/precision_v",
-                "denoise/recall_v", "noise_ratio/mae_a", "noise_ratio/mae_v")
+                "denoise/recall_v", "noise_ratio/mae_a", "noise_ratio/mae_v",
+                "rlld/sampled_precision_a", "rlld/sampled_recall_a",
+                "rlld/sampled_precision_v", "rlld/sampled_recall_v", "rlld/noise_auc_a",
+                "rlld/noise_auc_v")
+
+
+def _quality_run(args, method: str, seed: int, path, dev) -> dict:
+    from trainables import han, jomold, rlld
+
+    t0 = time.perf_counter()
+    if method == "han":
+        res = han.fit(han.Config(epochs=args.epochs, seed=seed), path, device=dev)
+    elif method == "jomold":
+        with tempfile.TemporaryDirectory(prefix="avtune-bench-rlld-est-") as cache:
+            res = jomold.fit(jomold.Config(epochs=args.epochs, estimator_epochs=args.epochs,
+                                           seed=seed), path, device=dev, estimator_cache_dir=cache)
+    else:
+        preset = method.partition(":")[2] or "paper"
+        res = rlld.fit(_cfg(args, epochs=args.epochs, seed=seed, sync=True,
+                            reward_preset=preset), path, device=dev,
+                       reporter=lambda e, m, sf: print(f"  {method} seed {seed} {epoch_line(e, m)}",
+                                                       flush=True))
+    res = {k: float(v) for k, v in res.items()}
+    res["wall_s"] = time.perf_counter() - t0
+    return res
+
+
+def epoch_line(epoch: int, m: dict) -> str:
+    """One line of RLLD diagnostics per epoch: what the agent's keep probabilities do for truly
+    noisy vs clean labels (LLP-sim truth), and the validation scores."""
+    def g(k: str) -> float:
+        return float(m.get(k, float("nan")))
+
+    return (f"epoch {epoch}: kept a/v {g('train/kept_a'):.3f}/{g('train/kept_v'):.3f}, keep p "
+            f"noisy/clean v {g('rlld/keep_p_noisy_v'):.3f}/{g('rlld/keep_p_clean_v'):.3f} "
+            f"a {g('rlld/keep_p_noisy_a'):.3f}/{g('rlld/keep_p_clean_a'):.3f}, noise AUC a/v "
+            f"{g('rlld/noise_auc_a'):.3f}/{g('rlld/noise_auc_v'):.3f} (within class "
+            f"{g('rlld/noise_auc_within_a'):.3f}/{g('rlld/noise_auc_within_v'):.3f}), greedy P/R "
+            f"a {g('denoise/precision_a'):.2f}/{g('denoise/recall_a'):.2f} v "
+            f"{g('denoise/precision_v'):.2f}/{g('denoise/recall_v'):.2f}, sampled P/R a "
+            f"{g('rlld/sampled_precision_a'):.2f}/{g('rlld/sampled_recall_a'):.2f} v "
+            f"{g('rlld/sampled_precision_v'):.2f}/{g('rlld/sampled_recall_v'):.2f}, val seg V/Type "
+            f"{g('val/seg_V'):.1f}/{g('val/seg_Type'):.1f}, {g('time/epoch_s'):.0f} s")
+
+
+def _mean_std(xs: list[float]) -> tuple[float, float]:
+    n = len(xs)
+    if n == 0:
+        return float("nan"), float("nan")
+    m = sum(xs) / n
+    sd = (sum((x - m) ** 2 for x in xs) / (n - 1)) ** 0.5 if n > 1 else 0.0
+    return m, sd
+
+
+def quality_table(runs: dict[str, list[dict]]) -> str:
+    """Test F-scores and denoising figures per method as text, mean +- std over seeds."""
+    def cell(vals: list[float], fmt: str) -> str:
+        vals = [v for v in vals if v == v]  # a figure a method does not report is NaN
+        m, sd = _mean_std(vals)
+        return (fmt.format(m) + ("+-" + fmt.format(sd) if len(vals) > 1 else "")) if vals else "-"
+
+    lines = ["test F-scores (model selected by val/seg_Type)"]
+    lines.append(f"{'method':<14s}" + "".join(f"{k:>13s}" for k in SCORE_KEYS) + f"{'wall s':>9s}")
+    for name, rs in runs.items():
+        lines.append(f"{name:<14s}" + "".join(
+            f"{cell([r.get('test/' + k, float('nan')) for r in rs], '{:.1f}'):>13s}"
+            for k in SCORE_KEYS) + f"{cell([r['wall_s'] for r in rs], '{:.0f}'):>9s}")
+    lines.append("")
+    lines.append("label denoising on the train split (selected epoch)")
+    lines.append(f"{'method':<14s}" + "".join(f"{k.split('/')[1]:>20s}" for k in DENOISE_KEYS))
+    for name, rs in runs.items():
+        if name == "han":
+            continue
+        lines.append(f"{name:<14s}" + "".join(
+            f"{cell([r.get(k, float('nan')) for r in rs], '{:.3f}'):>20s}" for k in DENOISE_KEYS))
+    return "\n".join(lines)
 
 
 def _quality(args, path, dev) -> dict:
-    from trainables import han, jomold, rlld
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
+    runs: dict[str, list[dict]] = {m: [] for m in methods}
+    for seed in seeds:
+        for m in methods:
+            res = _quality_run(args, m, seed, path, dev)
+            runs[m].append(res)
+            print(f"{m} seed {seed}: test seg_V {res.get('test/seg_V', float('nan')):.1f}, "
+                  f"seg_Type {res.get('test/seg_Type', float('nan')):.1f}, "
+                  f"denoise P/R v {res.get('denoise/precision_v', float('nan')):.3f}/"
+                  f"{res.get('denoise/recall_v', float('nan')):.3f}, {res['wall_s']:.0f} s",
+                  flush=True)
+            if args.json:
+                _write_json(args.json, {"data": args.data, "epochs": args.epochs, "seeds": seeds,
+                                        "runs": runs})
+    print()
+    print(quality_table(runs))
+    return runs
 
-    runs: dict[str, dict] = {}
-    t0 = time.perf_counter()
-    runs["han"] = han.fit(han.Config(epochs=args.epochs, seed=args.seed), path, device=dev)
-    runs["han"]["wall_s"] = time.perf_counter() - t0
-    with tempfile.TemporaryDirectory(prefix="avtune-bench-rlld-est-") as cache:
-        t0 = time.perf_counter()
-        runs["jomold"] = jomold.fit(jomold.Config(epochs=args.epochs, estimator_epochs=args.epochs,
-                                                  seed=args.seed), path, device=dev,
-                                    estimator_cache_dir=cache)
-        runs["jomold"]["wall_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    runs["rlld"] = rlld.fit(_cfg(args, epochs=args.epochs, seed=args.seed, sync=True), path,
-                            device=dev)
-    runs["rlld"]["wall_s"] = time.perf_counter() - t0
-    print("\ntest F-scores (model selected by val/seg_Type)")
-    print(f"{'run':<8s}" + "".join(f"{k:>12s}" for k in SCORE_KEYS) + f"{'wall s':>9s}")
-    for name, res in runs.items():
-        print(f"{name:<8s}" + "".join(f"{res.get('test/' + k, float('nan')):12.1f}"
-                                     for k in SCORE_KEYS) + f"{res['wall_s']:9.0f}")
-    print("\nlabel denoising on the train split (selected epoch)")
-    print(f"{'run':<8s}" + "".join(f"{k.split('/')[1]:>14s}" for k in DENOISE_KEYS))
-    for name in ("jomold", "rlld"):
-        print(f"{name:<8s}" + "".join(f"{runs[name].get(k, float('nan')):14.3f}"
-                                     for k in DENOISE_KEYS))
-    return {k: {m: float(v) for m, v in r.items()} for k, r in runs.items()}
+
+def _write_json(path: str, obj) -> None:
+    with open(path + ".tmp", "w") as f:
+        json.dump(obj, f, indent=2)
+    os.replace(path + ".tmp", path)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -160,6 +241,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from trainables.data.registry import describe_data, resolve_data
+    from trainables.rlld import REWARD_PRESETS
 
     dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     gpu = dev.type == "cuda"
@@ -176,6 +258,20 @@ def main(argv: list[str] | None = None) -> int:
     if bad or not modes:
         print(f"error: --modes: unknown {bad or modes}; expected sync,async", file=sys.stderr)
         return 2
+    bad = [m for m in (x.strip() for x in args.methods.split(",")) if m and m not in
+           ("han", "jomold", "rlld") and not (m.startswith("rlld:") and m[5:] in REWARD_PRESETS)]
+    if bad:
+        print(f"error: --methods: unknown {bad}; expected han, jomold, rlld:<preset> with preset "
+              f"in {sorted(REWARD_PRESETS)}", file=sys.stderr)
+        return 2
+    try:
+        seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
+    except ValueError:
+        print(f"error: --seeds {args.seeds!r}: expected comma-separated integers", file=sys.stderr)
+        return 2
+    if seeds is not None and not seeds:
+        print("error: --seeds: no seed given", file=sys.stderr)
+        return 2
     torch.set_num_threads(max(1, args.threads))
     try:
         path = resolve_data(args.data)
@@ -189,11 +285,7 @@ def main(argv: list[str] | None = None) -> int:
           f"{pool_txt}; epochs {args.epochs}; learner threads {args.threads}"
           + (f"; validation slowed by {args.eval_slowdown} s (emulation)" if args.eval_slowdown else ""))
     if args.quality:
-        out = _quality(args, path, dev)
-        if args.json:
-            with open(args.json + ".tmp", "w") as f:
-                json.dump({"data": args.data, "epochs": args.epochs, "runs": out}, f, indent=2)
-            os.replace(args.json + ".tmp", args.json)
+        _quality(args, path, dev)
         return 0
     ncpu = os.cpu_count() or 2
     ray.init(address="local", num_cpus=max(ncpu, int(args.actors * args.actor_cpus + 1)),

@@ -6,8 +6,8 @@ import optuna
 import pytest
 
 import search_spaces
-from search_spaces.rlld_reward_mix import PAPER, SPEC, SPEC_INDEPENDENT
-from trainables.rlld import Config
+from search_spaces.rlld_reward_mix import PAPER, SPEC, SPEC_INDEPENDENT, STABLE
+from trainables.rlld import REWARD_PRESETS, Config
 
 FIELDS = {f.name for f in dataclasses.fields(Config)}
 
@@ -33,7 +33,9 @@ def test_registered_and_declared():
 def test_alpha2_tied_by_default(seed):
     params, consts = _sample(SPEC, seed)
     assert set(params) == {"alpha1", "terminal_scale", "terminal_metric_a", "terminal_metric_v",
-                           "agent_lr", "staleness", "use_inter_reward", "terminal_delta"}
+                           "agent_lr", "staleness", "use_inter_reward", "terminal_delta",
+                           "terminal_credit", "class_score", "class_baseline", "adv_norm",
+                           "counterfactual"}
     assert 0.0 <= params["alpha1"] <= 1.0
     assert 0.01 <= params["terminal_scale"] <= 1000.0 and 1e-5 <= params["agent_lr"] <= 1e-2
     assert consts == {"alpha2": pytest.approx(1.0 - params["alpha1"])}
@@ -57,3 +59,14 @@ def test_paper_point_first_and_valid():
     for p in (*SPEC.points_to_evaluate, *SPEC_INDEPENDENT.points_to_evaluate):
         Config(**{**SPEC.base, **p})
     assert set(SPEC.grid) <= FIELDS
+
+
+def test_stable_preset_is_a_point_and_equals_the_preset():
+    """The sweep evaluates the "stable" reward preset exactly: that point is the preset."""
+    assert STABLE in SPEC.points_to_evaluate
+    assert set(STABLE) == set(PAPER)  # every tuned key set, as a points_to_evaluate entry needs
+    assert set(REWARD_PRESETS["stable"]) <= set(STABLE)
+    from_point = Config(**{**SPEC.base, **STABLE})
+    from_preset = Config(**SPEC.base, reward_preset="stable")
+    for k in STABLE:
+        assert getattr(from_point, k) == getattr(from_preset, k), k

@@ -160,12 +160,15 @@ def revise_labels(actions: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
 
 
 def action_log_prob(p: torch.Tensor, actions: torch.Tensor, labels: torch.Tensor,
-                    eps: float = 1e-6) -> torch.Tensor:
-    """Log-probability of the actions per video, (B,).
+                    eps: float = 1e-6, reduce: bool = True) -> torch.Tensor:
+    """Log-probability of the actions per video, (B,), or per (video, class), (B, C), with
+    ``reduce=False``.
 
-    Only classes whose original label is positive are counted: by Eq. 5 an action on an absent
-    label changes nothing, so its log-probability would only add variance to the gradient.
+    Only classes whose original label is positive are counted (the others are 0): by Eq. 5 an
+    action on an absent label changes nothing, so its log-probability would only add variance to
+    the gradient.
     """
     p = p.clamp(eps, 1.0 - eps)
     lp = actions * torch.log(p) + (1.0 - actions) * torch.log1p(-p)
-    return (lp * (labels > 0.5).to(lp.dtype)).sum(dim=-1)
+    lp = lp * (labels > 0.5).to(lp.dtype)
+    return lp.sum(dim=-1) if reduce else lp
