@@ -947,7 +947,7 @@ class Learner:
     def _apply_one(self, rec: _PendingStep, metrics: Mapping[str, float]) -> None:
         if self.elementwise:
             return self._apply_one_elementwise(rec, metrics)
-        cfg, st = self.cfg, self.stats
+        cfg = self.cfg
         rt_a, rt_v = terminal_reward(metrics, cfg)
         if cfg.counterfactual:
             cf_a, cf_v = terminal_reward(counterfactual_metrics(metrics), cfg)
@@ -959,16 +959,24 @@ class Learner:
         r_v = rec.r_known_v + ct_v * okf
         lp_a, lp_v, _, _ = self.policy_log_probs(rec)
         loss = reinforce_loss(lp_a, r_a, rec.base_a) + reinforce_loss(lp_v, r_v, rec.base_v)
+        self.base_a.update(float(r_a.mean()))
+        self.base_v.update(float(r_v.mean()))
+        obj = float(((r_a - rec.base_a).mean() + (r_v - rec.base_v).mean()) / 2)
+        self._step_agent(rec, loss, metrics, rt_a, rt_v, obj)
+
+    def _step_agent(self, rec: _PendingStep, loss: torch.Tensor, metrics: Mapping[str, float],
+                    rt_a: float, rt_v: float, obj: float) -> None:
+        """Applies ``loss``'s gradient, taken through the policy that acted at ``rec``'s step
+        (the shadow copy when the agent has moved on since), and books the applied reward."""
+        st = self.stats
         agent = self.agent if rec.version == self.version else self.shadow
         grads = torch.autograd.grad(loss, list(agent.parameters()), allow_unused=True)
-        for p, g in zip(self.agent.parameters(), grads):
-            p.grad = g
+        for prm, g in zip(self.agent.parameters(), grads):
+            prm.grad = g
         self.agent_opt.step()
         self.agent_opt.zero_grad(set_to_none=True)
         self.version += 1
-        st.agent_obj += float(((r_a - rec.base_a).mean() + (r_v - rec.base_v).mean()) / 2)
-        self.base_a.update(float(r_a.mean()))
-        self.base_v.update(float(r_v.mean()))
+        st.agent_obj += obj
         st.term_a += rt_a
         st.term_v += rt_v
         st.eval_s += float(metrics.get("eval_s", 0.0))
@@ -987,7 +995,7 @@ class Learner:
         ``b`` per (class, modality) or per modality, divided by the running std with ``adv_norm``;
         loss ``-mean_i sum_c A_ic log pi(a_ic)`` over present labels, minus the entropy bonus.
         """
-        cfg, st = self.cfg, self.stats
+        cfg = self.cfg
         rt_a, rt_v = terminal_reward(metrics, cfg)
         y = self.train.labels[rec.idx]
         def levels(mt):
@@ -1029,23 +1037,7 @@ class Learner:
                 cnt = mask.sum()
                 vb.update(((r * mask).sum() / cnt.clamp_min(1.0)).reshape(1),
                           ((sq * mask).sum() / cnt.clamp_min(1.0)).reshape(1), (cnt > 0).reshape(1))
-        agent = self.agent if rec.version == self.version else self.shadow
-        grads = torch.autograd.grad(loss, list(agent.parameters()), allow_unused=True)
-        for prm, g in zip(self.agent.parameters(), grads):
-            prm.grad = g
-        self.agent_opt.step()
-        self.agent_opt.zero_grad(set_to_none=True)
-        self.version += 1
-        st.agent_obj += obj
-        st.term_a += rt_a
-        st.term_v += rt_v
-        st.eval_s += float(metrics.get("eval_s", 0.0))
-        lag = (self.step - 1) - rec.step
-        st.staleness_sum += lag
-        st.max_staleness = max(st.max_staleness, lag)
-        st.applied += 1
-        self.applied_steps.append(rec.step)
-        self._applied_set.add(rec.step)
+        self._step_agent(rec, loss, metrics, rt_a, rt_v, obj)
 
     def _credited_terminal(self, step: int, rt_a, rt_v):
         """The terminal reward credited to ``step``: the level, or with ``terminal_delta`` the

@@ -11,7 +11,8 @@ import torch
 import trainables.rlld as R
 from trainables.models.rlld_agent import action_log_prob
 
-from test_rlld_learner import DelayedEvaluator, _learner, make_tiny_avvp, small_cfg
+from test_rlld_learner import (DelayedEvaluator, _learner, assert_same_grads, make_tiny_avvp,
+                               small_cfg)
 
 
 @pytest.fixture(scope="module")
@@ -186,11 +187,7 @@ def test_elementwise_update_is_the_per_class_reinforce_gradient(tiny):
             lp = action_log_prob(p, act, y, reduce=False)
             loss = loss - (adv * lp * (y > 0.5).float()).sum(-1).mean()
         want = torch.autograd.grad(loss, list(ref.parameters()), allow_unused=True)
-        for g, w in zip(grads, want):
-            if g is None or w is None:
-                assert g is None and w is None
-                continue
-            assert torch.allclose(g, w, atol=1e-6, rtol=1e-4)
+        assert_same_grads(grads, want)
         nonzero += any(g is not None and g.abs().sum() > 0 for g in grads)
     assert nonzero == 4
     # Per-class baselines moved apart (different classes, different credited rewards) and the
