@@ -153,8 +153,8 @@ class Config:
             composition. Costs one more task step on a copy and one more validation pass per
             step (both in the same evaluation request). Replaces ``terminal_delta``.
         reward_preset: ``paper`` (default) or ``stable`` (ours, :data:`REWARD_PRESETS`): a named
-            set of the options above. A preset sets each of its fields that still has the paper
-            default value, so explicit non-default overrides win.
+            set of the options above. A preset sets each of its fields that was not passed to the
+            constructor, so any field you pass (even at its paper-default value) wins.
         staleness: Most evaluations pending before the learner blocks (S).
         sync: Wait for every reward before the next step (the paper's schedule).
         eval_batch_size: Videos per forward in validation passes.
@@ -216,12 +216,23 @@ class Config:
     select_metric: str = "val/seg_Type"
     feature_dtype: str = "auto"
 
+    def __new__(cls, *args: Any, **kwargs: Any) -> Config:
+        # Remember which fields the caller passed, so a reward preset fills in only the others
+        # (a sweep that samples ``use_inter_reward=True`` next to ``reward_preset="stable"`` keeps
+        # its value). Not a field: asdict/eq/replace ignore it, and replace(), asdict() round trips
+        # and unpickled copies pass or hold already-resolved values.
+        self = super().__new__(cls)
+        names = [f.name for f in fields(cls)]
+        object.__setattr__(self, "_explicit", frozenset(names[:len(args)]) | frozenset(kwargs))
+        return self
+
     def __post_init__(self) -> None:
         if self.reward_preset not in REWARD_PRESETS:
             raise ValueError(f"Config.reward_preset must be one of {sorted(REWARD_PRESETS)}, "
                              f"got {self.reward_preset!r}")
+        explicit = getattr(self, "_explicit", frozenset())
         for name, value in REWARD_PRESETS[self.reward_preset].items():
-            if getattr(self, name) == _PAPER_DEFAULTS[name]:
+            if name not in explicit:
                 setattr(self, name, value)
         if self.terminal_credit not in ("branch", "class"):
             raise ValueError(f"Config.terminal_credit must be 'branch' or 'class', "
@@ -248,7 +259,7 @@ class Config:
             raise ValueError("Config.batch_size must be >= 1 and Config.epochs >= 0")
 
 
-# Field values of the paper's configuration, to know which fields a preset may set.
+# Field values of the paper's configuration (reward_preset="paper").
 _PAPER_DEFAULTS = {f.name: f.default for f in fields(Config)}
 
 # Named reward designs (ours, except "paper"). "stable": see the module docstring and docs/sweeps.md

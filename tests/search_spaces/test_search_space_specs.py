@@ -103,3 +103,17 @@ def test_dry_run_of_every_sweep(name, capsys):
     if REG[name].grid:
         assert sweep.main([name, "--dry-run", "--grid"]) == 0
         assert "grid of" in capsys.readouterr().out
+
+
+
+def test_avar_alpha_uses_the_variant_table_overrides():
+    """The sweep trains with the same simulated-data deviations as the measured variant table."""
+    from trainables.avar.experiments import SIM_OVERRIDES
+    from trainables.avar.train import Config
+
+    spec = REG["avar_alpha"]
+    assert SIM_OVERRIDES["lr"] == 3e-4  # chosen by the lr grid in trainables/avar/experiments.py
+    for k, v in SIM_OVERRIDES.items():
+        assert spec.base[k] == v, k
+    cfg = Config(**spec.base)
+    assert cfg.lr == 3e-4 and cfg.variant == "full" and cfg.hidden_dim == 256

@@ -2,7 +2,10 @@
 baselines with advantage normalisation, the element-wise REINFORCE update, the reward presets,
 and fit() end to end with the "stable" preset."""
 
+import copy
+import dataclasses
 import math
+import pickle
 from types import SimpleNamespace
 
 import pytest
@@ -102,6 +105,14 @@ def test_reward_presets_are_wired():
     # Re-applying a preset to its own result changes nothing (resume from a config dict).
     again = R.Config(**{f: getattr(st, f) for f in R._PAPER_DEFAULTS})
     assert again == st
+    # A field passed at its paper-default value is kept too (a sweep sampling it next to the
+    # preset), and copies keep the resolved values.
+    kept = R.Config(reward_preset="stable", use_inter_reward=True, agent_lr=1e-4)
+    assert kept.use_inter_reward is True and kept.agent_lr == 1e-4 and kept.counterfactual
+    assert dataclasses.replace(kept, seed=3).use_inter_reward is True
+    assert dataclasses.replace(st, seed=3).agent_lr == 1e-3
+    assert pickle.loads(pickle.dumps(kept)) == kept and copy.deepcopy(st) == st
+    assert R.Config(**dataclasses.asdict(kept)) == kept
     with pytest.raises(ValueError, match="reward_preset"):
         R.Config(reward_preset="nope")
     with pytest.raises(ValueError, match="terminal_credit"):

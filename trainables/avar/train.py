@@ -98,16 +98,16 @@ class Config:
             about 0.5 when ``sinkhorn_standardize``).
         sinkhorn_standardize: Ours, off by default: divide the scores by their batch std before
             Sinkhorn (guards against the collapse to uniform predictions that K <= d prototypes
-            allow; see ``instance_loss``). Not needed on AR-sim v2 (measured: same L_ins clip
-            top-1, 86.1 both ways; Full 89.3 with it vs 88.2 without, 3 seeds).
+            allow; see ``instance_loss``). Not needed on AR-sim v2 (measured at lr 1e-3: same
+            L_ins clip top-1, 86.1 both ways; Full 89.3 with it vs 88.2 without, 3 seeds).
         knn_k: Neighbours voting for a corrected label.
         phase_optimizers: Ours, off by default: separate Adam states for Phase 1 (contrastive) and
             for the supervised epochs (warm-up, Phase 2). With one shared Adam (the default: the
             restated method names one Adam optimiser) the second-moment estimate mixes both
             phases' gradients, so a Phase 1 loss with larger gradients shrinks the steps of the next
             hybrid epoch and with them how far the classifier fits wrong corrected labels; on
-            AR-sim that coupling, not the representation, is what puts L_cat above L_ins
-            (see ``trainables/avar/experiments.py``).
+            AR-sim at lr 1e-3 that coupling, not the representation, is what puts L_cat above
+            L_ins (see ``trainables/avar/experiments.py``).
         alpha_start: Hybrid weight of the corrected label before ``alpha_switch_epoch`` (0.6).
         alpha_end: ... from ``alpha_switch_epoch`` on (0.8; use 0.9/0.9 on clean data).
         alpha_switch_epoch: Epoch at which alpha switches (paper: 20).
