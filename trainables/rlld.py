@@ -828,9 +828,6 @@ class Learner:
     def act_and_train(self, idx: torch.Tensor) -> None:
         """Agent acts on the state ``idx``, task network steps on the revised labels, weights are
         submitted for evaluation (blocking per the staleness bound), arrived rewards applied."""
-        from trainables.models.han import han_loss
-        from trainables.train_common import autocast
-
         cfg, st = self.cfg, self.stats
         idx = idx.to(self.device)
         a, v, m = self._inputs(idx)
@@ -868,14 +865,7 @@ class Learner:
             self.cf_task.load_state_dict(self.task.state_dict())
             self.cf_opt.load_state_dict(copy.deepcopy(self.task_opt.state_dict()))
             task_rng = self._rng_state()
-        self.task.train()
-        y_vid = torch.maximum(rev_a, rev_v)
-        with autocast(self.device):
-            t_out = self.task(a, v, m)
-        loss = han_loss(t_out, y_vid, rev_a, rev_v)
-        self.task_opt.zero_grad(set_to_none=True)
-        loss.backward()
-        self.task_opt.step()
+        loss = self._task_step(self.task, self.task_opt, (a, v, m), rev_a, rev_v)
         if cfg.counterfactual:
             # The same step on the original labels, with the same dropout draws.
             devices = [self.device] if self.device.type == "cuda" else []
@@ -883,14 +873,8 @@ class Learner:
                 torch.set_rng_state(task_rng[0])
                 if task_rng[1] is not None:
                     torch.cuda.set_rng_state(task_rng[1], self.device)
-                self.cf_task.train()
                 yf = y.float()
-                with autocast(self.device):
-                    cf_out = self.cf_task(a, v, m)
-                cf_loss = han_loss(cf_out, yf, yf, yf)
-                self.cf_opt.zero_grad(set_to_none=True)
-                cf_loss.backward()
-                self.cf_opt.step()
+                self._task_step(self.cf_task, self.cf_opt, (a, v, m), yf, yf)
 
         # Device tensors: no host sync per step (converted once per epoch).
         st.loss += loss.detach()
@@ -907,6 +891,21 @@ class Learner:
         self.evaluator.submit(self.step, self.publish())
         self.step += 1
         self.collect(block=cfg.sync)
+
+    def _task_step(self, model: nn.Module, opt: torch.optim.Optimizer, inputs: tuple,
+                   y_a: torch.Tensor, y_v: torch.Tensor) -> torch.Tensor:
+        """One HAN step (Eq. 6-8): video target = union of ``y_a`` and ``y_v``; returns the loss."""
+        from trainables.models.han import han_loss
+        from trainables.train_common import autocast
+
+        model.train()
+        with autocast(self.device):
+            out = model(*inputs)
+        loss = han_loss(out, torch.maximum(y_a, y_v), y_a, y_v)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return loss
 
     def publish(self) -> dict[str, torch.Tensor]:
         """A snapshot of the task weights (detached clones: training goes on meanwhile), plus the

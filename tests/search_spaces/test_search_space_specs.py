@@ -105,7 +105,6 @@ def test_dry_run_of_every_sweep(name, capsys):
         assert "grid of" in capsys.readouterr().out
 
 
-
 def test_avar_alpha_uses_the_variant_table_overrides():
     """The sweep trains with the same simulated-data deviations as the measured variant table."""
     from trainables.avar.experiments import SIM_OVERRIDES

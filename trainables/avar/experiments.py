@@ -31,8 +31,8 @@ pooled from two runs of the command, ``--seeds 0 1 2`` and ``--seeds 3 4``):
 | full | 91.3±0.2 | 99.6±0.1 | 97.8±0.4 | 91.6±0.3 | 85.9±1.3 |
 
 Omega AUC (clean vs noisy correspondence): 0.77 CE, 0.95 None, 0.96-0.97 L_ins, 0.99 L_cat/Full.
-Full beats late-fusion CE by 52 points. Full is the best variant and None the worst
-contrastive-free one, 3.5-4 points below the three contrastive variants, as in the paper. But L_ins
+Full beats late-fusion CE by 52 points. Full is the best variant and None (hybrid supervision
+only) is 3.5-4 points below the three contrastive variants, as in the paper. But L_ins
 and L_cat are tied: 90.8±0.3 against 91.0±0.4 final, 91.7 against 91.3 best, and seeds 3-4 alone
 order them the paper's way (91.0 vs 90.7). The paper's L_cat < L_ins is therefore not shown at
 this setting.
