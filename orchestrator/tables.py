@@ -9,10 +9,11 @@ from __future__ import annotations
 import html
 import math
 import os
-import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from trainables.data.format import atomic_path, atomic_write_bytes
 
 SCORE_KEYS = ("seg_A", "seg_V", "seg_AV", "seg_Type", "seg_Event",
               "event_A", "event_V", "event_AV", "event_Type", "event_Event")
@@ -96,18 +97,6 @@ def paper_table_html(best: Mapping[str, Any] | None, label: str, data_note: str)
     )
 
 
-def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def write_trials_parquet(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
     """All trials as one Parquet table (one row per trial; columns are the union of row keys)."""
     import pyarrow as pa
@@ -124,17 +113,9 @@ def write_trials_parquet(rows: Sequence[Mapping[str, Any]], path: str | os.PathL
             cols[k] = pa.array([float(v) if v is not None else None for v in vals], pa.float64())
         else:
             cols[k] = pa.array([None if v is None else str(v) for v in vals], pa.string())
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(path, suffix=".parquet") as tmp:
         pq.write_table(pa.table(cols) if cols else pa.table({"trial_id": pa.array([], pa.string())}), tmp)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return out
+    return Path(path)
 
 
 def heatmap_grid(rows: Sequence[Mapping[str, Any]], px: str, py: str, metric: str, max_levels: int = 12):
@@ -198,19 +179,12 @@ def write_heatmap(rows: Sequence[Mapping[str, Any]], px: str, py: str, metric: s
     fig.colorbar(im, ax=ax, label=metric)
     ax.set_title(title or f"{metric} over {px.removeprefix('config/')} x {py.removeprefix('config/')}")
     fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".png", dir=out.parent)
-    os.close(fd)
     try:
-        fig.savefig(tmp, dpi=110)
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110)
     finally:
         plt.close(fig)
-    return out
+    return Path(path)
 
 
 def write_sweep_tables(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike, *, metric: str,
@@ -224,10 +198,10 @@ def write_sweep_tables(rows: Sequence[Mapping[str, Any]], out_dir: str | os.Path
     best = best_row(rows, metric, mode)
     paths = []
     md = out / "paper_table.md"
-    _atomic_write_bytes(md, paper_table_markdown(best, label, data_note).encode())
+    atomic_write_bytes(md, paper_table_markdown(best, label, data_note).encode())
     paths.append(md)
     ht = out / "paper_table.html"
-    _atomic_write_bytes(ht, paper_table_html(best, label, data_note).encode())
+    atomic_write_bytes(ht, paper_table_html(best, label, data_note).encode())
     paths.append(ht)
     paths.append(write_trials_parquet(rows, out / "trials.parquet"))
     numeric = [p for p in tuned if any(_finite(r.get(f"config/{p}")) for r in rows)]

@@ -390,13 +390,9 @@ def save_plan(plan: Mapping[str, Any]) -> str:
     path = f"{experiment_path(plan)}/{PLAN_FILE}"
     blob = json.dumps(plan, indent=2, sort_keys=True).encode()
     if "://" not in path:
-        p = Path(path)
-        p.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", dir=p.parent)
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        os.replace(tmp, p)
-        return str(p)
+        from trainables.data.format import atomic_write_bytes
+
+        return str(atomic_write_bytes(path, blob))
     fs, rel = _fs(path)
     fs.create_dir(os.path.dirname(rel), recursive=True)
     with fs.open_output_stream(rel) as f:

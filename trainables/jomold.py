@@ -29,7 +29,6 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -41,7 +40,7 @@ import torch.nn.functional as F
 
 from trainables import han
 from trainables import train_common as tc
-from trainables.data.format import cache_root, fingerprint
+from trainables.data.format import atomic_path, cache_root, fingerprint
 from trainables.models.han import han_loss, per_label_bce
 from trainables.seed import set_seed
 
@@ -320,18 +319,11 @@ def ensure_estimator(cfg: Config, data_path, device: str | torch.device | None =
     probs = tc.predict(model, data["train"], with_ca=False)
     rank, _ = tc.dist_info()
     if rank == 0:
-        root.mkdir(parents=True, exist_ok=True)
         blob = {"key": key, "p_a": probs["a_prob"].float().cpu(), "p_v": probs["v_prob"].float().cpu(),
                 "video_ids": list(data["train"].video_ids), "metrics": dict(metrics),
                 "config": dataclasses.asdict(est_cfg)}
-        fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".pt", dir=root)
-        os.close(fd)
-        try:
+        with atomic_path(path, suffix=".pt") as tmp:
             torch.save(blob, tmp)
-            os.replace(tmp, path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
     if tc.dist_info()[1] > 1:
         dist.barrier()
     return _read_estimator(path, key)

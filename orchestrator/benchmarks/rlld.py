@@ -230,9 +230,9 @@ def _quality(args, path, dev) -> dict:
 
 
 def _write_json(path: str, obj) -> None:
-    with open(path + ".tmp", "w") as f:
-        json.dump(obj, f, indent=2)
-    os.replace(path + ".tmp", path)
+    from trainables.data.format import atomic_write_bytes
+
+    atomic_write_bytes(path, json.dumps(obj, indent=2).encode())
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -324,10 +324,7 @@ def main(argv: list[str] | None = None) -> int:
             summary[f"ratio_{r['mode'].split()[0]}"] = ratio
             print(f"RLLD {r['mode']} / JoMoLD time {ratio:.2f}x (target <= 3x; paper ~2.7x)")
     if args.json:
-        tmp = args.json + ".tmp"
-        with open(tmp, "w") as f:
-            json.dump(summary, f, indent=2)
-        os.replace(tmp, args.json)
+        _write_json(args.json, summary)
     return 0
 
 

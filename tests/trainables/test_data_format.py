@@ -6,7 +6,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from trainables.data.format import (
-    DATA_FILE, DataFormatError, fingerprint, params_key, read_meta, read_split, write_dataset,
+    DATA_FILE, DataFormatError, atomic_write_bytes, fingerprint, params_key, read_meta, read_split,
+    write_dataset,
 )
 
 
@@ -85,3 +86,15 @@ def test_failed_write_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(OSError):
         _write(tmp_path)
     assert list((tmp_path / "ds").iterdir()) == []
+
+
+def test_atomic_write_bytes_replaces_whole_file_and_leaves_nothing_on_failure(tmp_path):
+    out = tmp_path / "new" / "r.json"
+    assert atomic_write_bytes(out, b'{"a": 1}') == out
+    atomic_write_bytes(out, b"[2]")
+    assert out.read_bytes() == b"[2]"
+    assert out.stat().st_mode & 0o777 == 0o644
+    with pytest.raises(TypeError):
+        atomic_write_bytes(out, "not bytes")  # fails inside the write
+    assert out.read_bytes() == b"[2]"
+    assert [p.name for p in out.parent.iterdir()] == ["r.json"]

@@ -132,7 +132,7 @@ import torch
 
 from trainables.avar.data import make_avar_sim
 from trainables.avar.train import VARIANTS, Config, fit
-from trainables.data.format import cache_root, params_key
+from trainables.data.format import atomic_write_bytes, cache_root, params_key
 
 # Deviations from the paper defaults for the simulated data (see module docstring).
 SIM_OVERRIDES: dict[str, object] = dict(lr=3e-4, hidden_dim=256, embed_dim=128, cls_hidden=256,
@@ -144,6 +144,33 @@ def _data(preset: str, cache: Path, seed: int, noise: dict) -> Path:
     if not (out / "avtune.parquet").is_file():
         make_avar_sim(preset, out, seed=seed, **noise)
     return out
+
+
+def paired_steps(results: dict[str, list[dict]], order: list[str], key: str) -> list[dict]:
+    """Per-seed paired differences between consecutive variants of an expected order.
+
+    Variants trained with the same seed share the data order and initialisation, so the per-seed
+    difference is a sharper test of "B beats A" than two independent means.
+
+    Args:
+        results: Variant -> per-seed ``fit`` results, in the same seed order for every variant.
+        order: Variants from the expected worst to the expected best, e.g. the paper's
+            ``["none", "cat", "ins", "full"]``.
+        key: The metric compared (higher is better).
+
+    Returns:
+        One dict per consecutive pair ``(a, b)``: ``lower``, ``higher``, ``diffs`` (``b - a`` per
+        seed), ``mean``, ``sd`` (0 with one seed) and ``wins`` (seeds where ``b > a``).
+    """
+    steps = []
+    for a, b in zip(order, order[1:]):
+        if len(results[a]) != len(results[b]):
+            raise ValueError(f"paired_steps: {a!r} has {len(results[a])} results, {b!r} has {len(results[b])}")
+        diffs = [rb[key] - ra[key] for ra, rb in zip(results[a], results[b])]
+        steps.append({"lower": a, "higher": b, "diffs": diffs, "mean": statistics.mean(diffs),
+                      "sd": statistics.stdev(diffs) if len(diffs) > 1 else 0.0,
+                      "wins": sum(d > 0 for d in diffs)})
+    return steps
 
 
 def _parse_setting(s: str) -> dict:
@@ -167,6 +194,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cache", type=Path, default=cache_root() / "avar-experiments")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--json", type=Path, help="also write the raw results here")
+    ap.add_argument("--paired", action="store_true",
+                    help="also print, per setting, the per-seed differences between consecutive "
+                         "--variants (list them from the expected worst to the expected best)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     over = dict(SIM_OVERRIDES)
@@ -201,8 +231,20 @@ def main(argv: list[str] | None = None) -> int:
                   f"{m('val/video_top1')} | {m('best/val/clip_top1')} | {m('train/corrected_label_acc')} | "
                   f"{statistics.mean(r['train/omega_auc'] for r in res):.3f} | {dt:.0f} |", flush=True)
             rows.append({"setting": setting, "variant": variant, "results": res})
+    if args.paired and len(args.variants) > 1:
+        print()
+        print("| setting | step | last: mean ± sd of the per-seed difference (wins) | best: ... (wins) |")
+        print("|---|---|---|---|")
+        for setting in args.settings:
+            res = {r["variant"]: r["results"] for r in rows if r["setting"] == setting}
+            last = paired_steps(res, args.variants, "val/clip_top1")
+            best = paired_steps(res, args.variants, "best/val/clip_top1")
+            for sl, sb in zip(last, best):
+                print(f"| {setting} | {sl['lower']} < {sl['higher']} | {sl['mean']:+.2f} ± {sl['sd']:.2f} "
+                      f"({sl['wins']}/{len(sl['diffs'])}) | {sb['mean']:+.2f} ± {sb['sd']:.2f} "
+                      f"({sb['wins']}/{len(sb['diffs'])}) |")
     if args.json:
-        args.json.write_text(json.dumps(rows, indent=1))
+        atomic_write_bytes(args.json, json.dumps(rows, indent=1).encode())
     return 0
 
 

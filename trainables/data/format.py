@@ -18,11 +18,12 @@ buffers (no per-row Python), ready for ``torch.from_numpy(...).to(device)`` in o
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -58,6 +59,39 @@ def data_file(path: str | os.PathLike) -> Path:
     if not p.is_file():
         raise DataFormatError(f"{p}: no avtune data file here")
     return p
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """A temporary path next to ``path`` that replaces ``path`` when the block succeeds.
+
+    Write to the yielded path; on leaving the block it is renamed onto ``path`` (readers never see
+    a half-written file), and if the block raises it is removed (a failed write leaves nothing).
+    The file is made world-readable (``mkstemp`` creates it 0600; results and data sets are meant
+    to be shared). Parent folders are created.
+
+    Args:
+        path: The final path.
+        suffix: Suffix of the temporary name, for writers that pick a format from it.
+    """
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=suffix, dir=out.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, out)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """Writes ``data`` to ``path`` atomically (see :func:`atomic_path`) and returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
 
 
 def write_dataset(
@@ -130,9 +164,7 @@ def write_dataset(
         "extra": dict(extra or {}),
     }
     table = pa.table(cols).replace_schema_metadata({META_KEY: json.dumps(meta).encode()})
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".parquet", dir=out.parent)
-    os.close(fd)
-    try:
+    with atomic_path(out, suffix=".parquet") as tmp:
         # Tensor columns are dense noise-like floats: compression and dictionary encoding buy ~10% of
         # size and cost 3-10x in write and read time (measured on 2000 LLP-sized videos), and every
         # trial pays the read. Row groups of ~1k videos keep split filtering cheap.
@@ -141,11 +173,6 @@ def write_dataset(
             compression={name: ("zstd" if name in ("video_id", "split") else "none")
                          for name in table.column_names},
         )
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; data sets are meant to be shared
-        os.replace(tmp, out)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
     return out
 
 
