@@ -131,7 +131,7 @@ below L_cat.
 Further full-size runs (L_ins / L_cat, last clip top-1): ``--seeds 1`` 88.7 / 91.0; seed 0 with
 ``--set phase_optimizers=true`` 89.4 / 90.2 (the separate Adam state closes most of the gap, so
 most of it is the coupling above); ``--settings sym:0.6:0.2`` 90.7 / 93.5 (omega AUC 0.951 /
-0.999, corrected labels 96.7 / 92.6).
+0.999, corrected labels 96.7 / 92.6; None 86.0, Full 94.0).
 The rate chosen on Full alone at full size (1e-4 89.3, 2e-4 92.2, 3e-4 91.7, 1e-3 90.6) does not
 change the order either: at 2e-4 L_ins 90.1, L_cat 92.1, Full 92.2.
 """
