@@ -259,9 +259,6 @@ class Config:
             raise ValueError("Config.batch_size must be >= 1 and Config.epochs >= 0")
 
 
-# Field values of the paper's configuration (reward_preset="paper").
-_PAPER_DEFAULTS = {f.name: f.default for f in fields(Config)}
-
 # Named reward designs (ours, except "paper"). "stable": see the module docstring and docs/sweeps.md
 # for why each option is there; measured on llp-sim-small in issue 6's note.
 REWARD_PRESETS: dict[str, dict[str, Any]] = {

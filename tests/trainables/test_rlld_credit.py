@@ -103,7 +103,7 @@ def test_reward_presets_are_wired():
     mixed = R.Config(reward_preset="stable", agent_lr=3e-4, class_score="hard")
     assert mixed.agent_lr == 3e-4 and mixed.class_score == "hard" and mixed.adv_norm
     # Re-applying a preset to its own result changes nothing (resume from a config dict).
-    again = R.Config(**{f: getattr(st, f) for f in R._PAPER_DEFAULTS})
+    again = R.Config(**{f.name: getattr(st, f.name) for f in dataclasses.fields(R.Config)})
     assert again == st
     # A field passed at its paper-default value is kept too (a sweep sampling it next to the
     # preset), and copies keep the resolved values.
