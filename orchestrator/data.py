@@ -6,6 +6,7 @@ Usage::
         [--no-average-frames] [--float16]
     python -m orchestrator.data make-sim PRESET --out DIR [--seed N]
     python -m orchestrator.data convert-avar --feats DIR --labels CSV --out DIR
+    python -m orchestrator.data export-llp DATASET --out DIR
     python -m orchestrator.data info PATH
 
 Errors go to stderr with exit code 2; no partial output is left behind.
@@ -53,6 +54,18 @@ def _convert_avar(args: argparse.Namespace) -> int:
     return 0
 
 
+def _export_llp(args: argparse.Namespace) -> int:
+    from trainables.data.llp_export import export_llp
+    from trainables.data.registry import resolve_data
+
+    t0 = time.perf_counter()
+    src = Path(args.dataset) if Path(args.dataset).exists() else resolve_data(args.dataset)
+    out = export_llp(src, Path(args.out))
+    print(f"wrote the official LLP layout of {args.dataset} to {out} in "
+          f"{time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 def _print_info(path) -> None:
     from trainables.data.format import data_file, fingerprint, read_meta
 
@@ -93,6 +106,12 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--labels", required=True, help="labels CSV")
     a.add_argument("--out", required=True)
     a.set_defaults(func=_convert_avar)
+
+    e = sub.add_parser("export-llp", help="write an AVVP data set in the official LLP layout "
+                       "(per-video .npy features and the five CSVs), for other AVVP codebases")
+    e.add_argument("dataset", help="llp-sim, llp-sim-small, llp-sim-tiny, llp=PATH or a data set directory")
+    e.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
+    e.set_defaults(func=_export_llp)
 
     i = sub.add_parser("info", help="print a data set's metadata")
     i.add_argument("path", help="data set directory or avtune.parquet")
