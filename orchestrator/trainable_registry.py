@@ -94,6 +94,10 @@ def load_hook(ref: str | None) -> Callable[..., Any] | None:
     return fn
 
 
+# --set preset=NAME: a config's named bundle of settings (its from_preset), not a field.
+PRESET_KEY = "preset"
+
+
 def config_fields(cfg_cls: type) -> dict[str, dataclasses.Field]:
     """The init fields of a config dataclass, by name."""
     return {f.name: f for f in dataclasses.fields(cfg_cls) if f.init}
@@ -117,6 +121,8 @@ def coerce_value(cfg_cls: type, key: str, raw: str) -> Any:
     import ast
 
     fields = config_fields(cfg_cls)
+    if key == PRESET_KEY and callable(getattr(cfg_cls, "from_preset", None)):
+        return raw.strip()
     if key not in fields:
         raise KeyError(f"unknown config key {key!r} for {cfg_cls.__module__}.{cfg_cls.__name__}; "
                        f"known keys: {', '.join(fields)}")
@@ -147,13 +153,25 @@ def coerce_value(cfg_cls: type, key: str, raw: str) -> Any:
 
 
 def build_config(cfg_cls: type, overrides: dict[str, Any]) -> Any:
-    """``cfg_cls()`` with ``overrides`` applied; unknown keys are an error that names them."""
+    """``cfg_cls()`` with ``overrides`` applied; unknown keys are an error that names them.
+
+    The key ``preset`` (``--set preset=NAME``) builds ``cfg_cls.from_preset(NAME, **rest)`` for
+    configs that define named presets; the other overrides apply on top of the preset.
+    """
+    overrides = dict(overrides)
+    preset = overrides.pop(PRESET_KEY, None)
     fields = config_fields(cfg_cls)
     unknown = sorted(set(overrides) - set(fields))
     if unknown:
         raise KeyError(f"unknown config key(s) {unknown} for {cfg_cls.__module__}.{cfg_cls.__name__}; "
                        f"known keys: {', '.join(fields)}")
-    cfg = cfg_cls(**overrides)
+    if preset is None:
+        cfg = cfg_cls(**overrides)
+    elif callable(getattr(cfg_cls, "from_preset", None)):
+        cfg = cfg_cls.from_preset(preset, **overrides)
+    else:
+        raise KeyError(f"{cfg_cls.__module__}.{cfg_cls.__name__} has no named presets; "
+                       f"drop --set {PRESET_KEY}={preset}")
     validate = getattr(cfg, "validate", None)
     if callable(validate):
         validate()  # range checks of the trainable itself, before any trial starts

@@ -8,6 +8,10 @@
   ``s_v = 0.9``).
 * ``label_source="oracle"``: ``y_a``/``y_v`` are the hidden true modality labels of LLP-sim's
   train split (``gt_audio``/``gt_visual`` any over segments): the upper bound of label denoising.
+
+Two options come from the official JoMoLD code, which builds on HAN: ``cl_weight > 0`` adds the
+audio-visual contrastive term of MA (:func:`trainables.models.han.contrastive_loss`) and
+``cls_dropout`` drops visual segment features before the classifier.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 import torch
 
 from trainables import train_common as tc
-from trainables.models.han import HAN, han_loss
+from trainables.models.han import HAN, contrastive_loss, han_loss
 from trainables.seed import set_seed
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,11 @@ class Config:
         select_metric: Validation metric that selects the reported epoch.
         seed: Seed (logged; ``set_seed``).
         feature_dtype: ``auto`` (bf16 on CUDA, fp32 on CPU), ``float32``, ``float16``, ``bfloat16``.
+        cls_dropout: Dropout on the visual segment features before the classifier (official
+            JoMoLD code: 0.5; the HAN paper has none).
+        cl_weight: Weight of the audio-visual contrastive term (0 = off; JoMoLD's "w/ CL": 1).
+        cl_temperature: Its similarity temperature (official: 0.2).
+        cl_smoothing: Its target smoothing over the other segments (official: 0.1).
     """
 
     epochs: int = 25
@@ -70,6 +79,10 @@ class Config:
     select_metric: str = "val/seg_Type"
     seed: int = 0
     feature_dtype: str = "auto"
+    cls_dropout: float = 0.0
+    cl_weight: float = 0.0
+    cl_temperature: float = 0.2
+    cl_smoothing: float = 0.1
 
     def validate(self) -> None:
         """Raises ValueError naming the bad key."""
@@ -77,12 +90,18 @@ class Config:
             raise ValueError(f"label_source must be 'weak' or 'oracle', got {self.label_source!r}")
         if self.protocol not in ("han", "jomold"):
             raise ValueError(f"protocol must be 'han' or 'jomold', got {self.protocol!r}")
-        for k in ("smooth_a", "smooth_v"):
+        for k in ("smooth_a", "smooth_v", "cl_smoothing"):
             if not 0.0 <= getattr(self, k) <= 1.0:
                 raise ValueError(f"{k} must be in [0, 1], got {getattr(self, k)}")
         for k in ("epochs", "batch_size", "lr_step"):
             if getattr(self, k) < 1:
                 raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+        if not 0.0 <= self.cls_dropout < 1.0:
+            raise ValueError(f"cls_dropout must be in [0, 1), got {self.cls_dropout}")
+        if self.cl_weight < 0:
+            raise ValueError(f"cl_weight must be >= 0, got {self.cl_weight}")
+        if self.cl_temperature <= 0:
+            raise ValueError(f"cl_temperature must be > 0, got {self.cl_temperature}")
         if self.feature_dtype not in _DTYPES:
             raise ValueError(f"feature_dtype must be one of {sorted(_DTYPES)}, "
                              f"got {self.feature_dtype!r}")
@@ -99,7 +118,19 @@ _DTYPES = {"auto": None, "float32": torch.float32, "float16": torch.float16,
 def build_model(cfg: Config, train: Any, device: torch.device) -> HAN:
     """A HAN sized from the data's feature dims, seeded by the caller."""
     da, dv, dm = tc.feature_dims(train)
-    return HAN(da, dv, dm, cfg.d_model, train.labels.shape[1], cfg.dropout).to(device)
+    return HAN(da, dv, dm, cfg.d_model, train.labels.shape[1], cfg.dropout,
+               cfg.cls_dropout).to(device)
+
+
+def contrastive_term(cfg: Config, out) -> torch.Tensor | float:
+    """``cfg.cl_weight`` times the contrastive loss of a forward's segment features (0 when off).
+
+    Per video, so under DDP each rank's term is over its own rows and DDP's gradient average is
+    the global batch mean (shards differ in size by at most one row)."""
+    if cfg.cl_weight <= 0:
+        return 0.0
+    return cfg.cl_weight * contrastive_loss(out.a_feat, out.v_feat, cfg.cl_temperature,
+                                            cfg.cl_smoothing)
 
 
 def modality_targets(cfg: Config, train: Any) -> tuple[torch.Tensor, torch.Tensor]:
@@ -160,7 +191,7 @@ def train_model(cfg: Config, data: dict, dev: torch.device, *, reporter=None, re
             out = net(*tc.batch_inputs(train, idx, dev), with_ca=cfg.with_ca)
         loss = han_loss(out, train.labels[idx], y_a[idx], y_v[idx], weights, reduction="sum")
         # Per-element mean over the *global* batch, times world because DDP averages gradients.
-        return loss * (info.world / (len(info.global_idx) * n_cls))
+        return loss * (info.world / (len(info.global_idx) * n_cls)) + contrastive_term(cfg, out)
 
     result = tc.fit_loop(cfg=cfg, model=model, data=data, device=dev, step_fn=step,
                          reporter=reporter, resume_state=resume_state, eval_with_ca=cfg.with_ca,

@@ -10,16 +10,21 @@ Pipeline (restated in issue 4; paper first, official-code behaviour as named opt
    ``r[c] = #{i : y[i,c] = 1 and p[i,c] / mean_j p[j,c] < theta} / #{i : y[i,c] = 1}`` with the
    mean over all training videos (``theta_a`` audio, ``theta_v`` visual).
    ``ratio_mode="official"`` (:func:`estimate_noise_ratios_official`) multiplies the probability
-   by the smoothed label before dividing and takes the class mean as the average of per-batch
-   means.
-3. **Denoising training** (Algorithm 1): per batch, a no-grad eval-mode forward with the
-   cross-attention skipped gives per-label BCE losses ``L_a``, ``L_v``; :func:`select_noisy` marks
-   labels to remove from ``y_a``/``y_v``; the full model (cross-attention on) trains on
-   ``y, y_a, y_v``. Under torch.distributed the losses are all-gathered so the selection ranks
-   over the global batch and does not depend on the number of workers.
+   by the smoothed label before dividing, and divides by the mean over batches of each batch's
+   mean of the raw probability.
+3. **Denoising training** (Algorithm 1): per batch, a no-grad forward with the cross-attention
+   skipped gives per-label BCE losses ``L_a``, ``L_v``; :func:`select_noisy` marks labels to
+   remove from ``y_a``/``y_v``; the full model (cross-attention on) trains on ``y, y_a, y_v``.
+   The probe runs in eval mode (ours: no dropout noise in the ranking) or, with
+   ``probe_train_mode`` (official code), in training mode. Under torch.distributed the losses
+   are all-gathered so the selection ranks over the global batch.
 4. **Warm-up**: ratios ramp linearly from 0 over ``warmup_epochs`` (``warmup_mode="paper"``), or
    no denoising in the first epoch and full ratios after (``"official"``).
-5. Optional audio-visual contrastive term (``cl_weight > 0``; temperature ``cl_temperature``).
+5. "w/ CL": the audio-visual contrastive term of MA (:func:`contrastive_loss`, ``cl_weight``),
+   in the estimator and in the denoising stage, as the official code does.
+
+``Config.from_preset("official")`` sets every official-code behaviour at once; see
+:data:`PRESETS` for which settings the paper states and which only the official code has.
 """
 
 from __future__ import annotations
@@ -36,17 +41,32 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.nn.functional as F
 
 from trainables import han
 from trainables import train_common as tc
 from trainables.data.format import atomic_path, cache_root, fingerprint
-from trainables.models.han import han_loss, per_label_bce
+# contrastive_loss is JoMoLD's public "w/ CL" term; it lives beside HAN's loss, which it extends.
+from trainables.models.han import contrastive_loss, han_loss, per_label_bce  # noqa: F401
 from trainables.seed import set_seed
 
 log = logging.getLogger(__name__)
 
-OFFICIAL_LOSS_WEIGHTS = (1.0, 2.0, 1.0)  # (video, audio, visual)
+# (video, audio, visual) BCE weights of the official code: its estimator weighs the three
+# terms equally, its denoising stage doubles the audio term.
+OFFICIAL_ESTIMATOR_WEIGHTS = (1.0, 1.0, 1.0)
+OFFICIAL_LOSS_WEIGHTS = (1.0, 2.0, 1.0)
+
+# Named bundles of settings (Config.from_preset). The paper states theta, the warm-up, the
+# estimator (HAN without cross-attention) and the "w/ CL" rows; everything in "official" beyond
+# cl_weight is found only in the official code: visual label smoothing 0.9 in both stages, the
+# loss weights, dropout 0.5 before the classifier, the selection probe in training mode, the
+# ratio variant, the epoch-1 warm-up and model selection by validation event-level audio F.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "official": dict(loss_preset="official", ratio_mode="official", warmup_mode="official",
+                     smooth_v=0.9, cls_dropout=0.5, cl_weight=1.0, probe_train_mode=True,
+                     select_metric="val/event_A"),
+}
 
 
 @dataclass
@@ -62,12 +82,15 @@ class Config(han.Config):
         ratio_mode: ``"paper"`` (Eq. 1), ``"official"`` (smoothed-label product, batch means) or
             ``"oracle"`` (ours, a diagnostic: the true per-class noise ratios from LLP-sim's hidden
             truth, which separates errors of Eq. 1 from errors of the selection; needs truth).
-        cl_weight: Weight of the audio-visual contrastive term (0 = off, the "w/o CL" rows).
-        cl_temperature: Contrastive temperature.
-        loss_preset: ``"paper"`` (the ``w_*`` fields) or ``"official"`` (audio 2 / visual 1 /
-            video 1).
+        loss_preset: ``"paper"`` (the ``w_*`` fields in both stages) or ``"official"``
+            (estimator video 1 / audio 1 / visual 1, denoising video 1 / audio 2 / visual 1).
         estimator_epochs: Epochs of the noise estimator.
         ratio_batch_size: Batch size of the per-batch means in ``ratio_mode="official"``.
+        probe_train_mode: Run the selection probe in training mode, dropout on (official code);
+            default eval mode (ours).
+
+    The contrastive term (``cl_weight``, ``cl_temperature``, ``cl_smoothing``) and
+    ``cls_dropout`` are HAN fields, so the estimator inherits them, as in the official code.
     """
 
     theta_a: float = 0.6
@@ -75,11 +98,17 @@ class Config(han.Config):
     warmup_epochs: float = 0.9
     warmup_mode: str = "paper"
     ratio_mode: str = "paper"
-    cl_weight: float = 0.0
-    cl_temperature: float = 0.2
     loss_preset: str = "paper"
     estimator_epochs: int = 25
     ratio_batch_size: int = 128
+    probe_train_mode: bool = False
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "Config":
+        """The :data:`PRESETS` bundle ``name`` with ``overrides`` on top."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown JoMoLD preset {name!r}; expected one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
 
     def validate(self) -> None:
         super().validate()
@@ -90,10 +119,10 @@ class Config(han.Config):
                              f"got {self.ratio_mode!r}")
         if self.loss_preset not in ("paper", "official"):
             raise ValueError(f"loss_preset must be 'paper' or 'official', got {self.loss_preset!r}")
+        if self.ratio_batch_size < 1:
+            raise ValueError(f"ratio_batch_size must be >= 1, got {self.ratio_batch_size}")
         if self.warmup_epochs < 0:
             raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        if self.cl_temperature <= 0:
-            raise ValueError(f"cl_temperature must be > 0, got {self.cl_temperature}")
         if self.estimator_epochs < 1:
             raise ValueError(f"estimator_epochs must be >= 1, got {self.estimator_epochs}")
         if self.label_source != "weak":
@@ -187,26 +216,38 @@ def estimate_noise_ratios(p_a: torch.Tensor, p_v: torch.Tensor, labels: torch.Te
 
 def estimate_noise_ratios_official(p_a: torch.Tensor, p_v: torch.Tensor, labels: torch.Tensor,
                                    theta_a: float, theta_v: float, *, smooth_a: float = 1.0,
-                                   smooth_v: float = 1.0, batch_size: int = 128
+                                   smooth_v: float = 0.9, batch_size: int = 128
                                    ) -> tuple[torch.Tensor, torch.Tensor]:
     """The official code's ratio variant (``ratio_mode="official"``).
 
-    The compared quantity is ``p * y_s / m`` with ``y_s`` the smoothed label
-    (``s*y + (1-s)*0.5``) and ``m`` the average over consecutive batches of ``batch_size`` videos
-    (in stored order) of each batch's mean of ``p * y_s``; the ratio is the share of positive
-    labels below ``theta``.
+    For class ``c`` the compared quantity is ``p * y_s / m_c``: ``y_s = s*y + (1-s)*0.5`` the
+    smoothed label and ``m_c`` the mean over consecutive batches of ``batch_size`` videos (in
+    stored order; the last batch may be smaller) of each batch's mean of the *raw* ``p``. The
+    ratio is the share of the positive labels of ``c`` below ``theta``. Float64.
+
+    Args:
+        p_a: (N, C) estimator audio probabilities on the train split, in stored order.
+        p_v: (N, C) visual probabilities.
+        labels: (N, C) weak labels.
+        theta_a: Audio threshold.
+        theta_v: Visual threshold.
+        smooth_a: Audio label smoothing of the numerator (official: 1.0).
+        smooth_v: Visual label smoothing of the numerator (official: 0.9).
+        batch_size: Batch size of the per-batch means (official: the training batch, 128).
+
+    Returns:
+        ``(ratio_a, ratio_v)``, float64 (C,).
     """
     pos = labels > 0
     y = labels.double()
-    n = y.shape[0]
-    batch = torch.arange(n, device=y.device) // batch_size
-    nb = int(batch[-1].item()) + 1 if n else 0
+    batch = torch.arange(y.shape[0], device=y.device) // batch_size
+    nb = int(batch[-1].item()) + 1 if len(batch) else 0
     counts = torch.bincount(batch, minlength=nb).double().unsqueeze(1)
 
     def one(p: torch.Tensor, s: float, theta: float) -> torch.Tensor:
-        q = p.double() * tc.smooth(y, s)
-        sums = torch.zeros(nb, q.shape[1], dtype=q.dtype, device=q.device).index_add_(0, batch, q)
-        return _ratio(q / (sums / counts).mean(dim=0), pos, theta)
+        p = p.double()
+        sums = torch.zeros(nb, p.shape[1], dtype=p.dtype, device=p.device).index_add_(0, batch, p)
+        return _ratio(p * tc.smooth(y, s) / (sums / counts).mean(dim=0), pos, theta)
 
     return one(p_a, smooth_a, theta_a), one(p_v, smooth_v, theta_v)
 
@@ -218,20 +259,6 @@ def warmup_factor(progress: float, warmup_epochs: float, mode: str = "paper") ->
     if warmup_epochs <= 0:
         return 1.0
     return min(1.0, progress / warmup_epochs)
-
-
-def contrastive_loss(a_feat: torch.Tensor, v_feat: torch.Tensor, temperature: float = 0.2
-                     ) -> torch.Tensor:
-    """Symmetric InfoNCE between audio and visual segments.
-
-    Audio segment t and visual segment t of the same video are positives; every other segment of
-    the batch is a negative. Features (B, T, d) are L2-normalised.
-    """
-    a = F.normalize(a_feat.flatten(0, 1).float(), dim=-1)
-    v = F.normalize(v_feat.flatten(0, 1).float(), dim=-1)
-    logits = a @ v.t() / temperature
-    target = torch.arange(logits.shape[0], device=logits.device)
-    return 0.5 * (F.cross_entropy(logits, target) + F.cross_entropy(logits.t(), target))
 
 
 # --------------------------------------------------------------------------------------------
@@ -266,7 +293,7 @@ def estimator_config(cfg: Config) -> han.Config:
     base.update(epochs=cfg.estimator_epochs, with_ca=False, label_source="weak")
     est = han.Config(**base)
     if cfg.loss_preset == "official":
-        est.w_video, est.w_audio, est.w_visual = OFFICIAL_LOSS_WEIGHTS
+        est.w_video, est.w_audio, est.w_visual = OFFICIAL_ESTIMATOR_WEIGHTS
     return est
 
 
@@ -368,15 +395,16 @@ def noise_ratios(cfg: Config, est: EstimatorPreds, labels: torch.Tensor, train: 
 # --------------------------------------------------------------------------------------------
 
 def select_batch(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], y_local: torch.Tensor,
-                 y_global: torch.Tensor, ratio_a: torch.Tensor, ratio_v: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
+                 y_global: torch.Tensor, ratio_a: torch.Tensor, ratio_v: torch.Tensor, *,
+                 targets: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 train_mode: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
     """Algorithm 1's selection for one global batch.
 
-    A no-grad, eval-mode forward with the cross-attention skipped on this rank's rows gives
-    per-label BCE losses against the weak labels; they are all-gathered (rank order = global
-    batch order) and :func:`select_noisy` ranks them over the *global* batch, so every rank gets
-    the same answer whatever the number of ranks. Eval mode keeps dropout (whose draws differ per
-    rank) out of the selection.
+    A no-grad forward with the cross-attention skipped on this rank's rows gives per-label BCE
+    losses against the modality targets; they are all-gathered (rank order = global batch order)
+    and :func:`select_noisy` ranks them over the *global* batch, so every rank gets the same
+    answer whatever the number of ranks. Eval mode (the default) keeps dropout out of the
+    selection; ``train_mode`` runs it with dropout on, as the official code does.
 
     Args:
         model: The model in training (plain or DDP-wrapped).
@@ -386,21 +414,25 @@ def select_batch(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], y_loc
         y_global: (B, C) weak labels of the whole global batch.
         ratio_a: (C,) audio ratios (already scaled by the warm-up factor).
         ratio_v: (C,) visual ratios.
+        targets: ``(y_a, y_v)`` of this rank's rows that the losses are taken against (the
+            smoothed labels the model trains on; default ``y_local`` for both).
+        train_mode: Probe in training mode (dropout on).
 
     Returns:
         ``(remove_a, remove_v)``, boolean (B, C) over the global batch.
     """
     raw = tc.unwrap(model)
     was_training = raw.training
-    raw.eval()
+    raw.train(train_mode)
     try:
         with torch.no_grad(), tc.autocast(y_local.device):
             probe = raw(*inputs, with_ca=False)
     finally:
         raw.train(was_training)
     sizes = tc.shard_sizes(y_global.shape[0], tc.dist_info()[1])
-    la = tc.all_gather_cat(per_label_bce(probe.a_prob, y_local), sizes)
-    lv = tc.all_gather_cat(per_label_bce(probe.v_prob, y_local), sizes)
+    t_a, t_v = targets if targets is not None else (y_local, y_local)
+    la = tc.all_gather_cat(per_label_bce(probe.a_prob, t_a), sizes)
+    lv = tc.all_gather_cat(per_label_bce(probe.v_prob, t_v), sizes)
     return select_noisy(la, lv, y_global, ratio_a, ratio_v)
 
 
@@ -466,7 +498,8 @@ def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
         inputs = tc.batch_inputs(train, idx, dev)
         f = warmup_factor(info.progress, cfg.warmup_epochs, cfg.warmup_mode)
         rem_a, rem_v = select_batch(net, inputs, y[idx], y[gidx], ratio_a_dev * f,
-                                    ratio_v_dev * f)
+                                    ratio_v_dev * f, targets=(y_a_full[idx], y_v_full[idx]),
+                                    train_mode=cfg.probe_train_mode)
         removed["a"][gidx] = rem_a
         removed["v"][gidx] = rem_v
         ya = y_a_full[idx] * (~rem_a[info.local]).float()
@@ -474,12 +507,7 @@ def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
         with tc.autocast(dev):
             out = net(*inputs, with_ca=True)
         loss = han_loss(out, y[idx], ya, yv, weights, reduction="sum")
-        loss = loss * (info.world / (len(gidx) * n_cls))
-        if cfg.cl_weight > 0:
-            # In-batch negatives are this rank's rows; DDP averages the per-rank terms.
-            loss = loss + cfg.cl_weight * contrastive_loss(out.a_feat, out.v_feat,
-                                                           cfg.cl_temperature)
-        return loss
+        return loss * (info.world / (len(gidx) * n_cls)) + han.contrastive_term(cfg, out)
 
     def epoch_end(epoch: int) -> dict[str, float]:
         m: dict[str, float] = {

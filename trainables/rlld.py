@@ -106,6 +106,12 @@ class Config:
         lr_gamma: Task network StepLR factor.
         d_model: HAN hidden size.
         dropout: HAN dropout.
+        cls_dropout: HAN dropout on visual segment features before the classifier (JoMoLD's
+            official code: 0.5).
+        cl_weight: Weight of the task network's audio-visual contrastive term (0 = off; the
+            "RLLD+CL" row: 1, JoMoLD's "w/ CL" term, :func:`trainables.models.han.contrastive_loss`).
+        cl_temperature: Its similarity temperature.
+        cl_smoothing: Its target smoothing.
         protocol: Decoding protocol for validation/test scores (``han`` or ``jomold``).
         threshold: Decoding threshold.
         agent_lr: Agent Adam learning rate.
@@ -177,6 +183,10 @@ class Config:
     lr_gamma: float = 0.25
     d_model: int = 512
     dropout: float = 0.1
+    cls_dropout: float = 0.0
+    cl_weight: float = 0.0
+    cl_temperature: float = 0.2
+    cl_smoothing: float = 0.1
     protocol: str = "han"
     threshold: float = 0.5
     agent_lr: float = 1e-4
@@ -247,6 +257,12 @@ class Config:
                              f"got {self.feature_dtype!r}")
         if self.protocol not in ("han", "jomold"):
             raise ValueError(f"Config.protocol must be 'han' or 'jomold', got {self.protocol!r}")
+        if self.cl_weight < 0 or self.cl_temperature <= 0 or not 0 <= self.cl_smoothing <= 1:
+            raise ValueError("Config.cl_weight must be >= 0, cl_temperature > 0 and cl_smoothing "
+                             f"in [0, 1]; got {self.cl_weight}, {self.cl_temperature}, "
+                             f"{self.cl_smoothing}")
+        if not 0 <= self.cls_dropout < 1:
+            raise ValueError(f"Config.cls_dropout must be in [0, 1), got {self.cls_dropout}")
         for name in ("terminal_metric_a", "terminal_metric_v"):
             if getattr(self, name) not in SCORE_NAMES:
                 raise ValueError(f"Config.{name}={getattr(self, name)!r}: expected one of "
@@ -531,7 +547,7 @@ def build_task_model(cfg: Config, dims: tuple[int, int, int], num_classes: int =
 
     a, v, m = dims
     return HAN(audio_dim=a, visual_dim=v, motion_dim=m, d_model=cfg.d_model,
-               num_classes=num_classes, dropout=cfg.dropout)
+               num_classes=num_classes, dropout=cfg.dropout, cls_dropout=cfg.cls_dropout)
 
 
 def class_scores(probs: Mapping[str, torch.Tensor], split: AVVPSplit, *, kind: str = "soft",
@@ -891,14 +907,16 @@ class Learner:
 
     def _task_step(self, model: nn.Module, opt: torch.optim.Optimizer, inputs: tuple,
                    y_a: torch.Tensor, y_v: torch.Tensor) -> torch.Tensor:
-        """One HAN step (Eq. 6-8): video target = union of ``y_a`` and ``y_v``; returns the loss."""
+        """One HAN step (Eq. 6-8): video target = union of ``y_a`` and ``y_v``; returns the loss
+        (plus the contrastive term with ``cl_weight``)."""
+        from trainables.han import contrastive_term
         from trainables.models.han import han_loss
         from trainables.train_common import autocast
 
         model.train()
         with autocast(self.device):
             out = model(*inputs)
-        loss = han_loss(out, torch.maximum(y_a, y_v), y_a, y_v)
+        loss = han_loss(out, torch.maximum(y_a, y_v), y_a, y_v) + contrastive_term(self.cfg, out)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

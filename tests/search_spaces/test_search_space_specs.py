@@ -116,3 +116,17 @@ def test_avar_alpha_uses_the_variant_table_overrides():
         assert spec.base[k] == v, k
     cfg = Config(**spec.base)
     assert cfg.lr == 3e-4 and cfg.variant == "full" and cfg.hidden_dim == 256
+
+
+def test_set_preset_builds_the_named_bundle_and_applies_the_rest_on_top():
+    mod = treg.load_module("jomold")
+    raw = {"preset": "official", "theta_v": "2.5"}
+    cfg = treg.build_config(mod.Config, {k: treg.coerce_value(mod.Config, k, v) for k, v in raw.items()})
+    assert (cfg.loss_preset, cfg.cl_weight, cfg.cls_dropout, cfg.theta_v) == ("official", 1.0, 0.5, 2.5)
+    with pytest.raises(ValueError, match="unknown JoMoLD preset 'nope'"):
+        treg.build_config(mod.Config, {"preset": "nope"})
+    han_cfg = treg.load_module("han").Config
+    with pytest.raises(KeyError, match="has no named presets"):
+        treg.build_config(han_cfg, {"preset": "official"})
+    with pytest.raises(KeyError, match="unknown config key 'preset'"):
+        treg.coerce_value(han_cfg, "preset", "official")

@@ -112,7 +112,8 @@ def test_official_ratio_variant_reference():
     p = torch.rand(n, c, generator=g)
     ra, _ = estimate_noise_ratios_official(p, p, labels, 0.7, 1.0, smooth_a=s, batch_size=bs)
     q = p.double().numpy() * (s * labels.double().numpy() + (1 - s) * 0.5)
-    means = [q[i:i + bs].mean(axis=0) for i in range(0, n, bs)]
+    # The denominator averages the batch means of the raw probability, not of q.
+    means = [p.double().numpy()[i:i + bs].mean(axis=0) for i in range(0, n, bs)]
     m = np.mean(means, axis=0)
     pos = labels.numpy() > 0
     ref = ((q / m < 0.7) & pos).sum(0) / pos.sum(0)

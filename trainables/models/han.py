@@ -11,6 +11,9 @@ Structure (restated from the HAN paper, see issue 4):
   block with residual and LayerNorm. ``with_ca=False`` drops the cross-attention term and keeps
   every weight (JoMoLD's noise estimator and its per-batch loss pass use it).
 * attentive MMIL pooling over segments (temporal softmax) and modalities (modality softmax).
+* ``cls_dropout`` (official JoMoLD code: 0.5; HAN paper: none): dropout on the visual segment
+  features between the hybrid attention layer and the classifier. ``a_feat``/``v_feat`` are the
+  features before it, which is where the contrastive term of :func:`contrastive_loss` reads them.
 """
 
 from __future__ import annotations
@@ -88,11 +91,14 @@ class HAN(nn.Module):
         d_model: Hidden size.
         num_classes: Event classes.
         dropout: Dropout of the hybrid attention layer.
+        cls_dropout: Dropout on the visual segment features before the classifier (0 = none).
     """
 
     def __init__(self, audio_dim: int = 128, visual_dim: int = 2048, motion_dim: int = 512,
-                 d_model: int = 512, num_classes: int = 25, dropout: float = 0.1) -> None:
+                 d_model: int = 512, num_classes: int = 25, dropout: float = 0.1,
+                 cls_dropout: float = 0.0) -> None:
         super().__init__()
+        self.cls_drop = nn.Dropout(cls_dropout) if cls_dropout > 0 else nn.Identity()
         self.audio_dim, self.visual_dim, self.motion_dim = audio_dim, visual_dim, motion_dim
         self.fc_a = nn.Linear(audio_dim, d_model)
         self.fc_v = nn.Linear(visual_dim, d_model)
@@ -130,7 +136,7 @@ class HAN(nn.Module):
         # The same layer serves both modalities, each attending to the *input* of the other.
         a_feat = self.hat(x_a, x_v, with_ca)
         v_feat = self.hat(x_v, x_a, with_ca)
-        x = torch.stack([a_feat, v_feat], dim=2)  # (B, T, 2, d)
+        x = torch.stack([a_feat, self.cls_drop(v_feat)], dim=2)  # (B, T, 2, d)
         frame_prob = torch.sigmoid(self.fc_prob(x))
         frame_att = torch.softmax(self.fc_frame_att(x), dim=1)
         av_att = torch.softmax(self.fc_av_att(x), dim=2)
@@ -172,6 +178,40 @@ def han_loss(out: HANOutput, y: torch.Tensor, y_a: torch.Tensor, y_v: torch.Tens
     if reduction == "sum":
         return terms.sum()
     raise ValueError(f"reduction must be 'mean' or 'sum', got {reduction!r}")
+
+
+def contrastive_loss(h_a: torch.Tensor, h_v: torch.Tensor, temperature: float = 0.2,
+                     smoothing: float = 0.1) -> torch.Tensor:
+    """The audio-visual contrastive term of JoMoLD's "w/ CL" (the contrastive learning of MA).
+
+    Per video, each audio segment ``t`` is a T-way classification over the visual segments of the
+    *same* video, whose answer is segment ``t``: with L2-normalised features,
+    ``S[t, s] = a_t . v_s / temperature`` and ``q[t] = 1 - smoothing`` at ``s = t`` and
+    ``smoothing / (T - 1)`` elsewhere, the loss is ``-mean_{video, t} log sum_s q[t, s]
+    softmax(S[t])_s``: the log of the expected probability under ``q``, which is not
+    label-smoothed cross-entropy (that would be ``-sum_s q log softmax``).
+
+    Args:
+        h_a: (B, T, D) audio segment features (after the hybrid attention layer).
+        h_v: (B, T, D) visual segment features.
+        temperature: Similarity temperature (official: 0.2).
+        smoothing: Probability mass spread over the other segments (official: 0.1).
+
+    Returns:
+        The scalar loss (float32).
+    """
+    if h_a.shape != h_v.shape or h_a.dim() != 3:
+        raise ValueError(f"h_a and h_v must share one (B, T, D) shape; got {tuple(h_a.shape)}, "
+                         f"{tuple(h_v.shape)}")
+    t = h_a.shape[1]
+    if t < 2:
+        raise ValueError(f"contrastive_loss needs at least 2 segments, got {t}")
+    a = F.normalize(h_a.float(), dim=-1)
+    v = F.normalize(h_v.float(), dim=-1)
+    prob = torch.softmax(a @ v.transpose(1, 2) / temperature, dim=-1)  # (B, T, T)
+    eye = torch.eye(t, device=prob.device, dtype=prob.dtype)
+    q = eye * (1.0 - smoothing) + (1.0 - eye) * (smoothing / (t - 1))
+    return -torch.log((q * prob).sum(dim=-1)).mean()
 
 
 def per_label_bce(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
