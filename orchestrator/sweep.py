@@ -4,14 +4,14 @@ Runs a named search space (``search_spaces/NAME.py``) with Ray Tune (Optuna TPE 
 grid), checkpointing every epoch, tracking each sweep in MLflow (a parent run with nested trial
 runs and paper-style tables). Without a GPU the sweep shrinks to its CPU preset and says so.
 
-Four small steps: :func:`parse_args`, :func:`build_plan`, :func:`fit` and :func:`report`.
+Four small steps: :func:`parse_args`, :func:`build_plan`, :func:`orchestrator.launch.fit` and
+:func:`report`; :mod:`orchestrator.preflight` checks the settings before anything starts.
 See docs/sweeps.md for every option.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import math
 import os
 import re
@@ -22,59 +22,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.launch import _local_resources, fit, start_ray
+from orchestrator.specs import SweepError, describe_space, list_sweeps, load_spec
 from search_spaces.base import SweepSpec
 
 
-class SweepError(Exception):
-    """Bad input to the sweep CLI; the message says what and where."""
-
-
-# ----------------------------------------------------------------------------- specs
-
-def load_spec(ref: str) -> SweepSpec:
-    """A registered sweep by name, or ``package.module[:ATTR]`` defining a ``SweepSpec``."""
-    import search_spaces
-
-    reg = search_spaces.registry()
-    if ref in reg:
-        return reg[ref]
-    if "." in ref or ":" in ref:
-        mod_name, _, attr = ref.partition(":")
-        try:
-            spec = getattr(importlib.import_module(mod_name), attr or "SPEC", None)
-        except ImportError as e:
-            raise SweepError(f"cannot import sweep module {mod_name!r}: {e}") from None
-        if isinstance(spec, SweepSpec):
-            return spec
-        raise SweepError(f"{ref!r} does not define a SweepSpec {attr or 'SPEC'}")
-    raise SweepError(f"unknown sweep {ref!r}; known sweeps: {', '.join(reg) or '(none)'} "
-                     "(python -m orchestrator.sweep --list)")
-
-
-def list_sweeps() -> str:
-    """One line per registered sweep: name, metric/mode, description."""
-    import search_spaces
-
-    reg = search_spaces.registry()
-    width = max((len(n) for n in reg), default=4)
-    lines = [f"{'NAME'.ljust(width)}  {'METRIC (MODE)':24}  DESCRIPTION"]
-    for name, spec in reg.items():
-        grid = " [--grid]" if spec.grid else ""
-        lines.append(f"{name.ljust(width)}  {f'{spec.metric} ({spec.mode})':24}  {spec.description}{grid}")
-    return "\n".join(lines)
-
-
-def describe_space(spec: SweepSpec, seed: int = 0) -> list[str]:
-    """The space's distributions, read by running it once on a throwaway Optuna trial."""
-    import optuna
-
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
-    trial = study.ask()
-    consts = spec.space(trial) or {}
-    out = [f"{k}: {d!r}" for k, d in trial.distributions.items()]
-    out += [f"{k}: derived (example {v!r})" for k, v in dict(consts).items()]
-    return out
 
 
 # ----------------------------------------------------------------------------- parse
@@ -141,8 +93,9 @@ def make_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-concurrent", type=_positive_int("--max-concurrent"),
                    help="cap on trials running at once (default: as many as the resources fit)")
     p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its checkpoint")
-    p.add_argument("--address", help="join a running Ray cluster (e.g. 'auto' on a cluster node); "
-                                     "default: a private local Ray")
+    p.add_argument("--address", help="join a running Ray cluster ('auto' on a cluster node, "
+                                     "HOST:PORT, ray://HOST:PORT; default: $RAY_ADDRESS if set, "
+                                     "else 'local': a private Ray on 127.0.0.1)")
     p.add_argument("--mlflow-uri", help="MLflow tracking URI (default sqlite:///<cwd>/mlflow.db)")
     p.add_argument("--storage", default="./ray_results",
                    help="Tune results/checkpoints; local path or s3://bucket/prefix (shared on multi-node)")
@@ -193,23 +146,18 @@ class Plan:
     extra_bundles: list[dict] = field(default_factory=list)
     max_concurrent: int = 1
     tuned: list[str] = field(default_factory=list)
+    n_trials: int = 0
 
 
 def _storage(s: str) -> str:
     return s if "://" in s else str(Path(s).expanduser().resolve())
 
 
-def _local_resources() -> dict[str, float]:
-    import torch
-
-    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
-
-
 def _find_latest(storage: str, sweep_ref: str) -> str:
     """Name of the newest experiment under ``storage`` whose saved plan ran ``sweep_ref``."""
     import json
 
-    from orchestrator.tune_runner import PLAN_FILE
+    from orchestrator.tune_runner import PLAN_FILE, has_tune_state
 
     if "://" in storage:
         raise SweepError("--resume on remote storage needs --name (the experiment to continue)")
@@ -223,7 +171,13 @@ def _find_latest(storage: str, sweep_ref: str) -> str:
             continue
     if not cands:
         raise SweepError(f"--resume: no interrupted sweep of {sweep_ref!r} under {storage}; pass --name")
-    return max(cands, key=lambda f: f.stat().st_mtime).parent.name
+    # An experiment whose sweep stopped before any trial state was saved is no "newest sweep".
+    started = [f for f in cands if has_tune_state({"storage": storage, "name": f.parent.name})]
+    if not started:
+        names = ", ".join(sorted(f.parent.name for f in cands))
+        raise SweepError(f"--resume: no sweep of {sweep_ref!r} under {storage} saved any trial "
+                         f"state ({names}); --resume --name NAME restarts one as planned")
+    return max(started, key=lambda f: f.stat().st_mtime).parent.name
 
 
 def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) -> Plan:
@@ -371,10 +325,10 @@ def _finish_resources(plan: Plan, args: argparse.Namespace) -> None:
         cfg = treg.build_config(mod.Config, {**plan.trial["base"], "epochs": plan.trial["epochs"],
                                              "seed": plan.trial["seed"]})
         plan.extra_bundles = [dict(b) for b in hook(cfg) or []]
-    n_trials = plan.num_samples * (math.prod(len(v) for v in plan.spec.grid.values())
-                                   if plan.trial["grid"] else 1)
+    plan.n_trials = plan.num_samples * (math.prod(len(v) for v in plan.spec.grid.values())
+                                        if plan.trial["grid"] else 1)
     plan.max_concurrent = max_concurrent(plan.total, per_trial_demand(plan.trial, plan.extra_bundles),
-                                         args.max_concurrent, n_trials)
+                                         args.max_concurrent, plan.n_trials)
 
 
 def describe_plan(plan: Plan) -> str:
@@ -390,7 +344,7 @@ def describe_plan(plan: Plan) -> str:
     lines = [
         f"sweep       {plan.spec.name}: {plan.spec.description}",
         f"trainable   {plan.spec.trainable}   metric {plan.spec.metric} ({plan.spec.mode})",
-        f"search      " + (f"grid of {n_grid} cells x {plan.num_samples}" if n_grid
+        "search      " + (f"grid of {n_grid} cells x {plan.num_samples}" if n_grid
                            else f"Optuna TPE (seed {t['seed']}), {plan.num_samples} trials"),
         f"scheduler   {plan.scheduler}",
         "space",
@@ -418,94 +372,6 @@ def describe_plan(plan: Plan) -> str:
 
 # ----------------------------------------------------------------------------- fit
 
-def start_ray(address: str | None, total: dict[str, float] | None = None) -> dict[str, float]:
-    """Connects to ``address`` or starts a private local Ray (no dashboard); returns its resources."""
-    import ray
-
-    if address:
-        ray.init(address=address, log_to_driver=True)
-    else:
-        # address="local" always starts a new private instance, never joins a stray one. No
-        # dashboard (no HTTP server at all); Ray's own ports use token authentication (the
-        # default for local clusters since Ray 2.59) because Ray offers no loopback-only binding.
-        ray.init(address="local", num_cpus=int((total or _local_resources())["CPU"]),
-                 num_gpus=int((total or _local_resources()).get("GPU", 0)),
-                 include_dashboard=False, log_to_driver=True)
-    return {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
-
-
-def _prepare(plan: Plan) -> None:
-    """Runs the trainable's ``prepare`` hook once, as a Ray task with one trial's resources."""
-    ref = plan.trial.get("prepare")
-    if not ref:
-        return
-    import ray
-
-    from orchestrator import trainable_registry as treg
-    from trainables.data.registry import resolve_data
-
-    t = plan.trial
-
-    # No trial runs yet, so on a private local Ray the one-off step may use every CPU.
-    cpus = float(t["cpus"]) if plan.address else max(float(t["cpus"]), float(plan.total.get("CPU", 1)))
-
-    def run_prepare(trial: dict, threads: int) -> None:
-        import torch
-
-        hook = treg.load_hook(trial["prepare"])
-        mod = treg.load_module(trial["trainable"])
-        cfg = treg.build_config(mod.Config, {**trial["base"], "epochs": trial["epochs"], "seed": trial["seed"]})
-        torch.set_num_threads(threads)
-        device = "cuda" if trial["gpus"] > 0 and torch.cuda.is_available() else "cpu"
-        hook(cfg, resolve_data(trial["data"]), device)
-
-    task = ray.remote(num_cpus=cpus, num_gpus=min(1.0, t["gpus"]))(run_prepare)
-    t0 = time.time()
-    ray.get(task.remote(t, max(1, int(cpus))))
-    print(f"[avtune] prepared {t['trainable']} once for all trials ({ref}, {time.time() - t0:.1f} s)")
-
-
-def fit(plan: Plan) -> list[dict[str, Any]]:
-    """Runs (or resumes) the sweep; returns one row per trial (see ``tracking.trial_row``)."""
-    import ray
-
-    from orchestrator import tracking, tune_runner
-    from trainables.data.format import fingerprint
-    from trainables.data.registry import resolve_data
-
-    t = plan.trial
-    t0 = time.time()
-    data_path = resolve_data(t["data"])
-    t["data_fingerprint"] = fingerprint(data_path)
-    print(f"[avtune] data {t['data']} -> {data_path} (fingerprint {t['data_fingerprint']}, "
-          f"{time.time() - t0:.1f} s)")
-    try:
-        _prepare(plan)
-        if plan.resume:
-            tuner = tune_runner.restore_tuner(t, plan.extra_bundles)
-        else:
-            tracker = tracking.MLflowSweepTracker(
-                plan.mlflow_uri, plan.spec.name, t["sweep_id"], plan.experiment, plan.spec.metric,
-                plan.spec.mode, params={k: v for k, v in t.items() if k not in ("prepare",)},
-                tuned=plan.tuned, data_note=f"{t['data']} (fingerprint {t['data_fingerprint']})")
-            tune_runner.save_plan(t)
-            tuner = tune_runner.make_tuner(
-                t, plan.spec, callbacks=[tracking.MLflowTuneCallback(tracker)],
-                extra_bundles=plan.extra_bundles, max_concurrent_trials=plan.max_concurrent,
-                scheduler=plan.scheduler, num_samples=plan.num_samples)
-        results = tuner.fit()
-    finally:
-        ray.shutdown()
-    rows = []
-    for r in results:
-        row: dict[str, Any] = {"trial_id": (r.metrics or {}).get("trial_id"),
-                               "status": "ERROR" if r.error else "TERMINATED"}
-        row.update({f"config/{k}": v for k, v in tracking.flatten(r.config or {}).items()})
-        row.update(tracking.numeric_metrics(r.metrics or {}))
-        rows.append(row)
-    return rows
-
-
 # ----------------------------------------------------------------------------- report
 
 def report(plan: Plan, rows: list[dict[str, Any]]) -> str:
@@ -513,9 +379,10 @@ def report(plan: Plan, rows: list[dict[str, Any]]) -> str:
     from orchestrator import tables
 
     metric = plan.spec.metric
-    best = tables.best_row(rows, metric, plan.spec.mode)
-    done = sum(1 for r in rows if r["status"] == "TERMINATED")
-    lines = [f"[avtune] {done}/{len(rows)} trials finished"]
+    finished = [r for r in rows if r["status"] == "TERMINATED"]
+    # Only finished trials compete: an interrupted trial's partial epochs are no result.
+    best = tables.best_row(finished, metric, plan.spec.mode)
+    lines = [f"[avtune] {len(finished)}/{plan.n_trials or len(rows)} trials finished"]
     if best is None:
         lines.append(f"[avtune] no trial reported {metric}")
     else:
@@ -534,21 +401,38 @@ def report(plan: Plan, rows: list[dict[str, Any]]) -> str:
             if evals:
                 lines.append("[avtune] " + "  ".join(f"{k}={v:.2f}" for k, v in sorted(evals.items())))
     lines.append(f"[avtune] results: {plan.trial['storage']}/{plan.experiment}")
-    lines.append(f"[avtune] tables: MLflow experiment {plan.spec.name!r}, parent run {plan.experiment!r}, "
-                 "artifacts tables/")
+    if len(finished) + sum(r["status"] == "ERROR" for r in rows) >= plan.n_trials:
+        lines.append(f"[avtune] tables: MLflow experiment {plan.spec.name!r}, parent run "
+                     f"{plan.experiment!r}, artifacts tables/")
     lines.append(f"mlflow ui --backend-store-uri {plan.mlflow_uri} --host 127.0.0.1")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    """CLI entry point; returns 0 (all trials finished), 1 (some failed) or 2 (bad input)."""
+    """CLI entry point; returns 0 (every planned trial finished), 1 (some failed), 2 (bad input)
+    or 130 (interrupted: the first Ctrl+C stops the trials at their last checkpoint, a second one
+    aborts at once)."""
     args = parse_args(sys.argv[1:] if argv is None else argv)
     if args.list:
         print(list_sweeps())
         return 0
+    from orchestrator import preflight
+
+    if not args.address and os.environ.get("RAY_ADDRESS"):
+        # Honoured, and said: a stray RAY_ADDRESS must not silently pick the cluster.
+        args.address = os.environ["RAY_ADDRESS"]
+        print(f"[avtune] RAY_ADDRESS={args.address} is set: joining that cluster "
+              "(--address local starts a private Ray instead)")
+    if args.address == "local":
+        args.address = None
     try:
+        if args.address and not args.dry_run:
+            preflight.check_address(args.address)
         total = start_ray(args.address) if args.address and not args.dry_run else None
         plan = build_plan(args, total)
+        if not args.dry_run:
+            preflight.check_tracking(plan.mlflow_uri)
+            preflight.check_storage(plan.trial["storage"])
     except (SweepError, ValueError, FileNotFoundError) as e:
         # Bad input: nothing has been started or written. Data specs and paths are checked
         # where they are resolved, and their messages name the file.
@@ -565,9 +449,27 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if not args.address:
         plan.total = start_ray(None, plan.total)
-    rows = fit(plan)
+    resume = f"python -m orchestrator.sweep {args.name} --resume --name {plan.experiment}"
+    try:
+        rows = fit(plan)
+    except KeyboardInterrupt:
+        # Ctrl+C while preparing (before Tune listens for it) or a second Ctrl+C: abort now.
+        from orchestrator import tracking
+
+        tracking.kill_open_sweep(plan.mlflow_uri, plan.spec.name, plan.trial["sweep_id"])
+        saved = plan.resume or Path(plan.trial["storage"], plan.experiment).is_dir()
+        print("[avtune] aborted: " + (f"resume with: {resume}" if saved else
+                                       "no trial had started; run the same command again"),
+              file=sys.stderr)
+        return 130
     print(report(plan, rows))
-    return 0 if rows and all(r["status"] == "TERMINATED" for r in rows) else 1
+    finished = sum(r["status"] == "TERMINATED" for r in rows)
+    failed = sum(r["status"] == "ERROR" for r in rows)
+    if finished + failed < plan.n_trials:
+        print(f"[avtune] interrupted: {finished} of {plan.n_trials} trials finished; "
+              f"resume with: {resume}", file=sys.stderr)
+        return 130
+    return 0 if finished == plan.n_trials else 1
 
 
 if __name__ == "__main__":

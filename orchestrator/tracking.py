@@ -202,11 +202,12 @@ class MLflowSweepTracker:
 
     def finish_trial(self, trial_id: str, trial_name: str, config: Mapping[str, Any],
                      status: str) -> None:
-        """Logs ``best/<metric>`` and ends the child run with ``status`` (FINISHED/FAILED/KILLED)."""
+        """Ends the child run with ``status`` (FINISHED/FAILED/KILLED); a FINISHED trial also gets
+        ``best/<metric>`` (an interrupted one has no best yet: it continues on ``--resume``)."""
         from mlflow.entities import Metric
 
         rid = self.child_run_id(trial_id, trial_name, config)
-        if trial_id in self._best:
+        if status == "FINISHED" and trial_id in self._best:
             v, step = self._best[trial_id]
             import time
 
@@ -263,9 +264,38 @@ class MLflowSweepTracker:
         self.client.set_terminated(self.parent_run_id(), status="KILLED")
 
 
+# A trial row's status: it reported fit's final result, it failed, or it was stopped before the
+# end (Ctrl+C: Ray stops running trials as TERMINATED, so Ray's status alone cannot tell).
+FINISHED, FAILED, INTERRUPTED = "TERMINATED", "ERROR", "INTERRUPTED"
+
+
+def trial_status(ray_status: str, last_result: Mapping[str, Any] | None) -> str:
+    """:data:`FINISHED` only for a trial whose last result is fit's final report."""
+    if ray_status == "ERROR":
+        return FAILED
+    if ray_status == "TERMINATED" and (last_result or {}).get("final"):
+        return FINISHED
+    return INTERRUPTED
+
+
+def kill_open_sweep(tracking_uri: str, experiment: str, sweep_id: str) -> None:
+    """Marks an aborted sweep's parent and open children KILLED, if its parent run exists."""
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(tracking_uri=tracking_uri)
+    exp = client.get_experiment_by_name(experiment)
+    if exp is None:
+        return
+    for run in client.search_runs([exp.experiment_id], max_results=1000,
+                                  filter_string=f"tags.`{TAG_SWEEP}` = '{sweep_id}' and "
+                                                "attributes.status = 'RUNNING'"):
+        client.set_terminated(run.info.run_id, status="KILLED")
+
+
 def trial_row(trial) -> dict[str, Any]:
     """One flat table row of a Tune trial: id, name, status, ``config/...`` and its last result."""
-    row: dict[str, Any] = {"trial_id": trial.trial_id, "trial_name": str(trial), "status": trial.status}
+    row: dict[str, Any] = {"trial_id": trial.trial_id, "trial_name": str(trial),
+                           "status": trial_status(trial.status, trial.last_result)}
     row.update({f"config/{k}": v for k, v in flatten(trial.config).items()})
     last = trial.last_result or {}
     row.update(numeric_metrics(last))
@@ -273,10 +303,18 @@ def trial_row(trial) -> dict[str, Any]:
 
 
 class MLflowTuneCallback(Callback):
-    """Tune callback driving :class:`MLflowSweepTracker` from trial events."""
+    """Tune callback driving :class:`MLflowSweepTracker` from trial events.
 
-    def __init__(self, tracker: MLflowSweepTracker) -> None:
+    Args:
+        tracker: The sweep's tracker.
+        planned: Trials the sweep plans; fewer finished ones at the end mean it was interrupted:
+            the parent and the unfinished children are then KILLED and no best trial or tables
+            are written (a later ``--resume`` reopens them).
+    """
+
+    def __init__(self, tracker: MLflowSweepTracker, planned: int = 0) -> None:
         self.tracker = tracker
+        self.planned = planned
         self.rows: list[dict[str, Any]] = []
 
     def setup(self, **info) -> None:
@@ -289,16 +327,17 @@ class MLflowTuneCallback(Callback):
         self.tracker.log_result(trial.trial_id, str(trial), trial.config, result)
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
-        self.tracker.finish_trial(trial.trial_id, str(trial), trial.config, "FINISHED")
+        done = trial_status("TERMINATED", trial.last_result) == FINISHED
+        self.tracker.finish_trial(trial.trial_id, str(trial), trial.config,
+                                  "FINISHED" if done else "KILLED")
 
     def on_trial_error(self, iteration, trials, trial, **info) -> None:
         self.tracker.finish_trial(trial.trial_id, str(trial), trial.config, "FAILED")
 
     def on_experiment_end(self, trials, **info) -> None:
         self.rows = [trial_row(t) for t in trials]
-        failed = any(t.status == "ERROR" for t in trials)
-        unfinished = any(t.status not in ("TERMINATED", "ERROR") for t in trials)
-        if unfinished:
+        status = [r["status"] for r in self.rows]
+        if INTERRUPTED in status or len(status) < self.planned:
             self.tracker.mark_interrupted()
             return
-        self.tracker.finish_sweep(self.rows, status="FAILED" if failed else "FINISHED")
+        self.tracker.finish_sweep(self.rows, status="FAILED" if FAILED in status else "FINISHED")

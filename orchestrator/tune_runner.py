@@ -14,7 +14,6 @@ import math
 import os
 import tempfile
 from collections.abc import Mapping
-from pathlib import Path
 from typing import Any, Callable
 
 STATE_FILE = "state.pt"
@@ -24,21 +23,37 @@ PLAN_FILE = "avtune_plan.json"
 
 # ----------------------------------------------------------------------------- inside a trial
 
+def _grid_constants(plan: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[str, Any]:
+    """The constants a define-by-run space derives (e.g. ``alpha2 = 1 - alpha1``) for one grid
+    cell, by running the space on the cell's values.
+
+    A grid may fix only some of the space's parameters; the others take the value the trial
+    actually runs with (the sweep's base config, else the config default), so the space runs to
+    its end and every derived constant is computed from the values the trial uses.
+    """
+    import optuna
+
+    from orchestrator.specs import load_spec
+    from orchestrator.trainable_registry import _default_of, config_fields, load_module
+
+    fields = config_fields(load_module(plan["trainable"]).Config)
+    fallback = {k: _default_of(f) for k, f in fields.items()}
+    fallback.update(plan["base"])
+
+    class GridTrial(optuna.trial.FixedTrial):
+        def _suggest(self, name, distribution):
+            if name not in self._params and name in fallback:
+                self._params[name] = fallback[name]
+            return super()._suggest(name, distribution)
+
+    return dict(load_spec(plan["sweep"]).space(GridTrial(dict(fixed))) or {})
+
+
 def trial_overrides(plan: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
     """Config-field overrides of one trial: base fields, tuned values, derived constants, epochs, seed."""
     tuned = dict(config)
-    consts: dict[str, Any] = {}
-    if plan.get("grid"):
-        # A grid skips Optuna, so run the define-by-run space on the fixed values to get its derived
-        # constants; grids that fix only some parameters have none to derive.
-        import optuna
-
-        from orchestrator.sweep import load_spec
-
-        try:
-            consts = dict(load_spec(plan["sweep"]).space(optuna.trial.FixedTrial(tuned)) or {})
-        except ValueError:
-            consts = {}
+    # A grid skips Optuna, so the derived constants come from running the space on the cell.
+    consts = _grid_constants(plan, tuned) if plan.get("grid") else {}
     return {**plan["base"], **tuned, **consts, "epochs": plan["epochs"], "seed": plan["seed"]}
 
 
@@ -370,6 +385,16 @@ def restore_tuner(plan: dict, extra_bundles: list[dict] | None = None):
 
     return tune.Tuner.restore(experiment_path(plan), trainable=make_trainable(plan, extra_bundles),
                               resume_unfinished=True, resume_errored=True)
+
+
+def has_tune_state(plan: Mapping[str, Any]) -> bool:
+    """Whether Tune saved a state snapshot of the experiment (``experiment_state-*.json``), which
+    ``Tuner.restore`` needs; ``tuner.pkl`` alone is written before any trial starts."""
+    import pyarrow.fs
+
+    fs, rel = _fs(experiment_path(plan))
+    infos = fs.get_file_info(pyarrow.fs.FileSelector(rel, allow_not_found=True))
+    return any(os.path.basename(i.path).startswith("experiment_state-") for i in infos)
 
 
 def experiment_path(plan: Mapping[str, Any]) -> str:

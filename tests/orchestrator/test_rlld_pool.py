@@ -147,6 +147,27 @@ class _KillingPool:
     def close(self):
         self.pool.close()
 
+    @property
+    def resubmits(self):
+        return self.pool.resubmits
+
+    @property
+    def duplicates(self):
+        return self.pool.duplicates
+
+
+class _TwicePool(_KillingPool):
+    """A faulty pool: delivers every reward a second time on the next poll."""
+
+    def __init__(self, pool):
+        super().__init__(pool, at=-1)
+        self.again = []
+
+    def poll(self):
+        got = self.pool.poll()
+        out, self.again = self.again + got, list(got)
+        return out
+
 
 def test_async_fit_with_an_actor_killed_mid_run(local_ray):
     cfg = _cfg(epochs=1, staleness=2)
@@ -159,6 +180,22 @@ def test_async_fit_with_an_actor_killed_mid_run(local_ray):
     steps = int(np.ceil(96 / 12))
     m = seen[-1]
     assert m["reward/applied"] == steps  # every step's reward applied once, none lost
+    assert m["rlld/policy_steps"] == m["rlld/task_steps"] == steps
+    # The pool delivers each reward exactly once, also after the resubmission.
+    assert m["reward/duplicates"] == 0
+    assert m["reward/resubmits"] == ev.pool.resubmits >= 1
     assert m["rlld/max_staleness"] <= 2 and m["rlld/max_pending"] <= 2
-    assert ev.pool.resubmits >= 1
     assert np.isfinite(res["test/seg_Type"])
+
+
+def test_a_reward_delivered_twice_is_counted_and_applied_once(local_ray):
+    cfg = _cfg(epochs=1, staleness=2)
+    ev = _TwicePool(RayValidationPool(cfg, local_ray))
+    seen = []
+    R.fit(cfg, local_ray, device="cpu", evaluator=ev, reporter=lambda e, m, sf: seen.append(m))
+    steps = int(np.ceil(96 / 12))
+    m = seen[-1]
+    # The check above would catch this pool: every step's reward came back a second time
+    # (except, possibly, the last one's: nothing polls after the final drain).
+    assert steps - 1 <= m["reward/duplicates"] <= steps
+    assert m["reward/applied"] == m["rlld/policy_steps"] == steps

@@ -145,3 +145,16 @@ def test_existing_experiment_name_needs_resume(tmp_path, capsys):
     (tmp_path / "taken").mkdir()
     assert sweep.main(["jomold_thresholds", "--name", "taken", "--storage", str(tmp_path), "--dry-run"]) == 2
     assert "already exists" in capsys.readouterr().err
+
+
+def test_grid_cell_receives_the_constants_its_space_derives():
+    # rlld_reward_mix's grid fixes alpha1 only; its space also suggests a dozen other fields and
+    # returns alpha2 = 1 - alpha1. Every cell must get its own alpha2, not the config default 0.4.
+    plan = {"base": {"eval_actor_cpus": 0.5}, "epochs": 2, "seed": 0, "grid": True,
+            "sweep": "rlld_reward_mix", "trainable": "rlld"}
+    for a1 in (0.0, 0.2, 0.8, 1.0):
+        got = tune_runner.trial_overrides(plan, {"alpha1": a1})
+        assert got["alpha1"] == a1 and got["alpha2"] == pytest.approx(1.0 - a1)
+        assert got["eval_actor_cpus"] == 0.5 and (got["epochs"], got["seed"]) == (2, 0)
+        # The parameters the grid leaves alone are not turned into overrides.
+        assert "terminal_scale" not in got

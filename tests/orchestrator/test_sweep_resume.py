@@ -81,3 +81,45 @@ def test_interrupted_grid_sweep_resumes_without_duplicates(tmp_path):
     assert arts == ["tables/heatmap.png", "tables/paper_table.html", "tables/paper_table.md",
                     "tables/trials.parquet"]
     assert parents[0].data.metrics["best/val/seg_Type"] == pytest.approx(52.0)
+
+
+def _crash_after_plan(tmp_path, monkeypatch, name):
+    """Runs the CLI until Tune would start, then crashes: a plan, but no Tune state."""
+    from orchestrator import sweep, tune_runner
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(HERE))
+
+    def crash(*a, **k):
+        raise RuntimeError("driver died before Tune's first snapshot")
+
+    monkeypatch.setattr(tune_runner, "make_tuner", crash)
+    with pytest.raises(RuntimeError, match="first snapshot"):
+        sweep.main(["avtune_fake_sweep:SPEC", "--grid", "--name", name, "--max-epochs", "1"])
+    assert (tmp_path / "ray_results" / name / "avtune_plan.json").is_file()
+    assert not tune_runner.has_tune_state({"storage": str(tmp_path / "ray_results"), "name": name})
+
+
+def test_resume_skips_experiments_that_never_saved_state(tmp_path, monkeypatch, capsys):
+    from orchestrator import sweep
+
+    _crash_after_plan(tmp_path, monkeypatch, "broken")
+    capsys.readouterr()
+    assert sweep.main(["avtune_fake_sweep:SPEC", "--resume", "--dry-run"]) == 2
+    err = capsys.readouterr().err
+    assert "saved any trial state (broken)" in err and "--resume --name NAME restarts" in err
+
+
+@pytest.mark.slow
+def test_resume_without_tune_state_restarts_the_planned_sweep(tmp_path, monkeypatch):
+    _crash_after_plan(tmp_path, monkeypatch, "early")
+    r = subprocess.run([sys.executable, "-m", "orchestrator.sweep", "avtune_fake_sweep:SPEC",
+                        "--resume", "--name", "early"], cwd=tmp_path, env=_env(tmp_path),
+                       capture_output=True, text=True, timeout=400)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    assert "restarting its 4 planned trial(s) from the start" in r.stdout
+    assert "4/4 trials finished" in r.stdout  # the planned grid, not a 1-trial default sweep
+    c = MlflowClient(f"sqlite:///{tmp_path / 'mlflow.db'}")
+    runs = c.search_runs([c.get_experiment_by_name("fake_quadratic").experiment_id])
+    assert len(runs) == 5 and all(x.info.status == "FINISHED" for x in runs)
+    assert len({x.data.tags["avtune.sweep_id"] for x in runs}) == 1

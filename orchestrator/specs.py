@@ -1,0 +1,59 @@
+"""Sweep specs: finding a named sweep (``search_spaces/``) or one given as ``module[:ATTR]``."""
+
+from __future__ import annotations
+
+import importlib
+
+from search_spaces.base import SweepSpec
+
+
+class SweepError(Exception):
+    """Bad input to the sweep CLI; the message says what and where."""
+
+
+# ----------------------------------------------------------------------------- specs
+
+def load_spec(ref: str) -> SweepSpec:
+    """A registered sweep by name, or ``package.module[:ATTR]`` defining a ``SweepSpec``."""
+    import search_spaces
+
+    reg = search_spaces.registry()
+    if ref in reg:
+        return reg[ref]
+    if "." in ref or ":" in ref:
+        mod_name, _, attr = ref.partition(":")
+        try:
+            spec = getattr(importlib.import_module(mod_name), attr or "SPEC", None)
+        except ImportError as e:
+            raise SweepError(f"cannot import sweep module {mod_name!r}: {e}") from None
+        if isinstance(spec, SweepSpec):
+            return spec
+        raise SweepError(f"{ref!r} does not define a SweepSpec {attr or 'SPEC'}")
+    raise SweepError(f"unknown sweep {ref!r}; known sweeps: {', '.join(reg) or '(none)'} "
+                     "(python -m orchestrator.sweep --list)")
+
+
+def list_sweeps() -> str:
+    """One line per registered sweep: name, metric/mode, description."""
+    import search_spaces
+
+    reg = search_spaces.registry()
+    width = max((len(n) for n in reg), default=4)
+    lines = [f"{'NAME'.ljust(width)}  {'METRIC (MODE)':24}  DESCRIPTION"]
+    for name, spec in reg.items():
+        grid = " [--grid]" if spec.grid else ""
+        lines.append(f"{name.ljust(width)}  {f'{spec.metric} ({spec.mode})':24}  {spec.description}{grid}")
+    return "\n".join(lines)
+
+
+def describe_space(spec: SweepSpec, seed: int = 0) -> list[str]:
+    """The space's distributions, read by running it once on a throwaway Optuna trial."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed))
+    trial = study.ask()
+    consts = spec.space(trial) or {}
+    out = [f"{k}: {d!r}" for k, d in trial.distributions.items()]
+    out += [f"{k}: derived (example {v!r})" for k, v in dict(consts).items()]
+    return out
