@@ -278,7 +278,7 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
             capped.append(fname)
     if capped:
         notes.append(f"{', '.join(capped)} capped at {epochs} like epochs (--set {capped[0]}=N to change)")
-    unknown = sorted(set(base) - set(fields))
+    unknown = sorted(set(base) - set(fields) - {treg.PRESET_KEY})
     if unknown:
         raise SweepError(f"sweep {spec.name}: base keys {unknown} are not fields of {mod.__name__}.Config")
     space_lines = describe_space(spec, args.seed)
@@ -428,7 +428,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.address and not args.dry_run:
             preflight.check_address(args.address)
-        total = start_ray(args.address) if args.address and not args.dry_run else None
+        try:
+            total = start_ray(args.address) if args.address and not args.dry_run else None
+        except (ConnectionError, TimeoutError, RuntimeError) as e:
+            # Something answers at the address, but it is no Ray cluster we can join.
+            raise SweepError(f"--address {args.address}: cannot join a Ray cluster there "
+                             f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
         plan = build_plan(args, total)
         if not args.dry_run:
             preflight.check_tracking(plan.mlflow_uri)
