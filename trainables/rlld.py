@@ -1079,9 +1079,16 @@ class Learner:
 
     # -- epochs ------------------------------------------------------------------------------
 
+    def _pool_counters(self) -> tuple[int, int]:
+        """``(resubmits, duplicates)`` the evaluator has counted so far (0 for one without)."""
+        return (int(getattr(self.evaluator, "resubmits", 0)),
+                int(getattr(self.evaluator, "duplicates", 0)))
+
     def run_epoch(self) -> dict[str, float]:
         """One pass over the overlapping states, then drains pending rewards; returns metrics."""
         self.stats = _EpochStats()
+        # The evaluator's own retry counters are cumulative: report this epoch's share.
+        pool0 = self._pool_counters()
         t0 = time.perf_counter()
         for idx in overlapping_batches(len(self.train), self.cfg.batch_size, self.cfg.overlap,
                                        self.batch_gen):
@@ -1106,6 +1113,10 @@ class Learner:
             "reward/pending": st.pending_sum / steps,
             "reward/applied": float(st.applied),
             "reward/duplicates": float(st.duplicates),
+            "reward/resubmits": float(self._pool_counters()[0] - pool0[0]),
+            "reward/pool_duplicates": float(self._pool_counters()[1] - pool0[1]),
+            "rlld/policy_steps": float(st.applied),
+            "rlld/task_steps": float(st.steps),
             "rlld/staleness": st.staleness_sum / applied,
             "rlld/max_staleness": float(st.max_staleness),
             "rlld/max_pending": float(st.max_pending),
