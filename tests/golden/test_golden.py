@@ -83,6 +83,8 @@ GOLDEN: dict[str, dict[str, float]] = {
         "reward/duplicates": 0.0,
         "reward/inter": 0.7947854995727539,
         "reward/pending": 0.0,
+        "reward/pool_duplicates": 0.0,
+        "reward/resubmits": 0.0,
         "reward/terminal_a": 0.02026308033552132,
         "reward/terminal_v": 0.015928819444444443,
         "train/loss": 1.4584495226542156,
