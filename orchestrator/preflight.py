@@ -13,11 +13,9 @@ Each check raises :class:`PreflightError` (a ``ValueError``) with one line namin
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import socket
 import tempfile
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -118,19 +116,12 @@ def check_address(address: str) -> None:
     _reachable(host.strip("[]"), int(port), f"--address {address}")
 
 
-@contextlib.contextmanager
-def store_lock(uri: str) -> Iterator[None]:
-    """Holds an exclusive lock on ``<db>.lock`` beside a SQLite store (a no-op for others)."""
+def store_lock(uri: str):
+    """An exclusive lock on ``<db>.lock`` beside a SQLite store (a null context for others)."""
+    from trainables.data.format import file_lock
+
     db = sqlite_path(uri)
-    if db is None:
-        yield
-        return
-    with open(f"{db}.lock", "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
+    return contextlib.nullcontext() if db is None else file_lock(f"{db}.lock")
 
 
 def ensure_store(uri: str) -> None:

@@ -1,6 +1,6 @@
 """JoMoLD: joint-modal label denoising for weakly supervised audio-visual video parsing.
 
-Pipeline (restated in issue 4; paper first, official-code behaviour as named options):
+Pipeline (from the paper; paper first, official-code behaviour as named options):
 
 1. **Noise estimator**: HAN trained on the weak labels with the cross-modal attention off. Its
    train-set audio/visual probabilities are cached on disk, keyed by the data fingerprint, the

@@ -1,6 +1,6 @@
 """RLLD: reinforcement-learning label denoising for audio-visual video parsing, in plain PyTorch.
 
-Two networks train jointly (restated from the RLLD paper, issue 6):
+Two networks train jointly (from the RLLD paper):
 
 * the label-denoising **agent** (:class:`trainables.models.rlld_agent.RLLDAgent`): per video and
   modality it sees the segment features and the original weak labels and keeps or removes each
@@ -276,7 +276,7 @@ class Config:
 
 
 # Named reward designs (ours, except "paper"). "stable": see the module docstring and docs/sweeps.md
-# for why each option is there; measured on llp-sim-small in issue 6's note.
+# for why each option is there; measured on llp-sim-small: docs/sweeps.md.
 REWARD_PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "stable": {

@@ -11,7 +11,7 @@ directory (for calibration).
 
 Stages: noise estimator (``--epochs`` epochs, trained fresh into a temporary cache), noise
 ratios, denoising training (``--epochs`` epochs, validation after each), test of the selected
-epoch. Reference (issue 4): the official JoMoLD code on an H100 took about 3.9 s per estimator
+epoch. Reference: the official JoMoLD code on an H100 took about 3.9 s per estimator
 epoch, 6.6-7.9 s per denoising epoch, 4.2-5.6 s per validation pass, 8.7-9.6 s per test pass,
 6.6 s for the ratios and about 530 s in all; the target is 20 s or less on an H100.
 """

@@ -5,7 +5,7 @@
 Scores 1,849 videos (the size of LLP val + test). Truth is the real val+test truth read from
 ``--annotations`` (default: ``shared/data/llp`` next to the repository) or, if absent, synthetic
 sparse events; predictions are that truth perturbed the way a mediocre model errs (shifted,
-dropped and spurious events, scattered flips). Target (issue 3): vectorized well under 0.1 s.
+dropped and spurious events, scattered flips). Target: vectorized well under 0.1 s.
 """
 
 from __future__ import annotations

@@ -20,7 +20,7 @@ removed labels against LLP-sim's hidden truth. ``--methods`` picks the rows (def
 repeats everything per seed and prints mean +- std over seeds. With ``--json`` every finished run is
 written at once, so an interrupted benchmark keeps what it measured.
 
-Targets (issue 6): async >= 1.5x sync throughput with 2 actors, final val Type@AV within 1 point
+Targets: async >= 1.5x sync throughput with 2 actors, final val Type@AV within 1 point
 of sync, RLLD's whole training <= 3x JoMoLD's (the paper: about 8 h vs 3 h, 2.7x).
 """
 

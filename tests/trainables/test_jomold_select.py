@@ -13,7 +13,7 @@ from trainables.jomold import (estimate_noise_ratios, estimate_noise_ratios_offi
 
 
 def ref_select(la, lv, labels, ra, rv):
-    """Issue 4, Algorithm 1, one class at a time with Python lists."""
+    """JoMoLD Algorithm 1, one class at a time with Python lists."""
     b, c = la.shape
     rem_a = np.zeros((b, c), bool)
     rem_v = np.zeros((b, c), bool)

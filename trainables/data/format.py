@@ -51,6 +51,25 @@ class DataFormatError(ValueError):
     """A data file is missing, malformed or of an unsupported format version."""
 
 
+@contextlib.contextmanager
+def file_lock(lock_path: str | os.PathLike) -> Iterator[None]:
+    """Holds an exclusive ``flock`` on ``lock_path`` (created with its directory) across
+    processes; on a non-POSIX system it does nothing."""
+    lock_path = Path(lock_path)
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: rely on the atomic rename alone
+        yield
+        return
+    lock_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path, "a+") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def data_file(path: str | os.PathLike) -> Path:
     """Resolves a data set path: a directory holding ``avtune.parquet``, or the file itself."""
     p = Path(path)

@@ -14,12 +14,11 @@ concurrent trials on one machine build a preset once and never see a half-writte
 
 from __future__ import annotations
 
-import contextlib
 import importlib
 import os
 import shutil
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -139,22 +138,6 @@ def make_preset(
     raise ValueError(f"unknown data preset {name!r}; expected one of {list(PRESETS)}")
 
 
-@contextlib.contextmanager
-def _locked(lock_path: Path) -> Iterator[None]:
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: rely on the atomic rename alone
-        yield
-        return
-    lock_path.parent.mkdir(parents=True, exist_ok=True)
-    with open(lock_path, "a+") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
 def _is_complete(d: Path) -> bool:
     try:
         fmt.read_meta(d)
@@ -185,7 +168,7 @@ def cached_preset(
     if _is_complete(final):
         return final
     builder = builder or (lambda n, out, s: make_preset(n, out, seed=s, options=options))
-    with _locked(root / f".{final.name}.lock"):
+    with fmt.file_lock(root / f".{final.name}.lock"):
         if _is_complete(final):  # another process built it while we waited
             return final
         if final.exists():  # left by a crash before the rename cannot happen; be safe anyway

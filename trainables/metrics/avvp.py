@@ -1,6 +1,6 @@
 """AVVP (LLP) evaluation: the ten segment- and event-level F-scores, vectorized over videos.
 
-The definitions are the LLP protocol's (restated in issue 3):
+The definitions are the LLP protocol's (as the official LLP evaluation code has them):
 
 * Predictions and truth are binary ``(videos, segments, classes)`` arrays for audio (A) and
   visual (V); audio-visual (AV) is ``A AND V`` for predictions and truth alike.

@@ -1,7 +1,7 @@
 """A deliberately plain, per-video implementation of the LLP F-scores.
 
 It restates the protocol one video, one class and one event at a time, with Python loops and no
-cleverness, so that it can be read against the definitions in issue 3. It exists to check
+cleverness, so that it can be read against the LLP protocol's definitions. It exists to check
 :func:`trainables.metrics.avvp.avvp_scores` (tests) and to time it against (the ``metrics``
 benchmark); training code should never call it: it is orders of magnitude slower.
 """

@@ -1,6 +1,6 @@
 """The Hybrid Attention Network (HAN) for audio-visual video parsing, in plain PyTorch.
 
-Structure (restated from the HAN paper, see issue 4):
+Structure (from the HAN paper):
 
 * audio: ``Linear(Da -> d)``; visual: ``Linear(Dv -> d)`` per frame, averaged over the frames of
   each segment (inputs may come pre-averaged: averaging commutes with the linear map, so the two
