@@ -1101,6 +1101,7 @@ class Learner:
         steps = max(1, st.steps)
         applied = max(1, st.applied)
         positives = max(1.0, float(st.positives))
+        resubmits, pool_dups = (n - n0 for n, n0 in zip(self._pool_counters(), pool0))
         return {
             "train/loss": float(st.loss) / steps,
             "train/agent_advantage": st.agent_obj / applied,
@@ -1113,8 +1114,8 @@ class Learner:
             "reward/pending": st.pending_sum / steps,
             "reward/applied": float(st.applied),
             "reward/duplicates": float(st.duplicates),
-            "reward/resubmits": float(self._pool_counters()[0] - pool0[0]),
-            "reward/pool_duplicates": float(self._pool_counters()[1] - pool0[1]),
+            "reward/resubmits": float(resubmits),
+            "reward/pool_duplicates": float(pool_dups),
             "rlld/policy_steps": float(st.applied),
             "rlld/task_steps": float(st.steps),
             "rlld/staleness": st.staleness_sum / applied,
