@@ -22,7 +22,7 @@ from pathlib import Path
 
 
 def _convert_llp(args: argparse.Namespace) -> int:
-    from trainables.data.llp import convert_llp
+    from trainables.tasks.avvp.llp import convert_llp
 
     t0 = time.perf_counter()
     path = convert_llp(
@@ -45,7 +45,7 @@ def _make_sim(args: argparse.Namespace) -> int:
 
 
 def _convert_avar(args: argparse.Namespace) -> int:
-    from trainables.avar.data import convert_avar
+    from trainables.tasks.avar.data import convert_avar
 
     t0 = time.perf_counter()
     path = convert_avar(Path(args.feats), Path(args.labels), Path(args.out))
@@ -55,7 +55,7 @@ def _convert_avar(args: argparse.Namespace) -> int:
 
 
 def _export_llp(args: argparse.Namespace) -> int:
-    from trainables.data.llp_export import export_llp
+    from trainables.tasks.avvp.llp_export import export_llp
     from trainables.data.registry import resolve_data
 
     t0 = time.perf_counter()

@@ -59,7 +59,7 @@ def _prepare(plan: Plan) -> None:
         return
     import ray
 
-    from orchestrator import trainable_registry as treg
+    from orchestrator import methods as treg
     from trainables.data.registry import resolve_data
 
     t = plan.trial
@@ -71,7 +71,7 @@ def _prepare(plan: Plan) -> None:
         import torch
 
         hook = treg.load_hook(trial["prepare"])
-        mod = treg.load_module(trial["trainable"])
+        mod = treg.load(trial["trainable"])
         cfg = treg.build_config(mod.Config, {**trial["base"], "epochs": trial["epochs"], "seed": trial["seed"]})
         torch.set_num_threads(threads)
         device = "cuda" if trial["gpus"] > 0 and torch.cuda.is_available() else "cpu"
@@ -114,7 +114,8 @@ def fit(plan: Plan) -> list[dict[str, Any]]:
             tracker = tracking.MLflowSweepTracker(
                 plan.mlflow_uri, plan.spec.name, t["sweep_id"], plan.experiment, plan.spec.metric,
                 plan.spec.mode, params={k: v for k, v in t.items() if k not in ("prepare",)},
-                tuned=plan.tuned, data_note=f"{t['data']} (fingerprint {t['data_fingerprint']})")
+                tuned=plan.tuned, data_note=f"{t['data']} (fingerprint {t['data_fingerprint']})",
+                method=t["trainable"])
             if not plan.resume:
                 tune_runner.save_plan(t)
             tuner = tune_runner.make_tuner(

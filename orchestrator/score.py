@@ -12,7 +12,7 @@ the column ``video_id``) and either
   protocol and threshold.
 
 Parquet tensor columns hold one row per video, as flat lists (250 values for (10, 25)) or nested
-lists. Classes follow ``trainables.classes.LLP_CLASSES`` (the official code's order). The file
+lists. Classes follow ``trainables.tasks.avvp.classes.LLP_CLASSES`` (the official code's order). The file
 must cover exactly the videos of the split, in any order.
 
 Prints a table of the ten scores, or with ``--json`` one JSON object with keys ``seg_A`` ...
@@ -32,12 +32,11 @@ from typing import Any
 
 import numpy as np
 
-from trainables.classes import NUM_CLASSES, NUM_SEGMENTS
-from trainables.metrics.avvp import PROTOCOLS, SCORE_KEYS, avvp_scores, decode
+from trainables.tasks.avvp.classes import NUM_CLASSES, NUM_SEGMENTS
+from trainables.tasks.avvp.metrics import PROTOCOL_KEYS, PROTOCOLS, SCORE_KEYS, avvp_scores, decode
 
 BINARY_KEYS = ("audio", "visual")
 PROB_KEYS = ("frame_prob", "a_prob", "v_prob", "global_prob")
-PROTOCOL_KEYS = {"han": ("frame_prob", "global_prob"), "jomold": ("frame_prob", "a_prob", "v_prob")}
 SHAPES = {
     "audio": (NUM_SEGMENTS, NUM_CLASSES),
     "visual": (NUM_SEGMENTS, NUM_CLASSES),
@@ -191,7 +190,7 @@ def predictions_for_split(
     path: str | Path,
     data: dict[str, np.ndarray],
     split_ids: Sequence[str],
-    protocol: str = "han",
+    protocol: str = PROTOCOLS[0],
     threshold: float = 0.5,
 ) -> tuple[np.ndarray, np.ndarray, str]:
     """Validates loaded predictions and returns binary ``(pred_a, pred_v)`` in ``split_ids`` order.
@@ -269,7 +268,7 @@ def score_file(
     pred: str | Path,
     annotations: str | Path,
     split: str,
-    protocol: str = "han",
+    protocol: str = PROTOCOLS[0],
     threshold: float = 0.5,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Scores a predictions file against one split of the LLP annotations.
@@ -279,9 +278,9 @@ def score_file(
 
     Raises:
         ScoreError: Invalid predictions.
-        trainables.data.llp.AnnotationError: Malformed annotations.
+        trainables.tasks.avvp.llp.AnnotationError: Malformed annotations.
     """
-    from trainables.data.llp import read_annotations
+    from trainables.tasks.avvp.llp import read_annotations
 
     ann = read_annotations(annotations, split)
     if ann.gt_audio is None or ann.gt_visual is None:
@@ -300,8 +299,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--pred", required=True, help="predictions file (.npz or .parquet)")
     p.add_argument("--annotations", required=True, help="directory of the official LLP CSVs")
     p.add_argument("--split", required=True, choices=("val", "test"))
-    p.add_argument("--protocol", choices=PROTOCOLS, default="han",
-                   help="decoding of probabilities (default han; ignored for binary predictions)")
+    p.add_argument("--protocol", choices=PROTOCOLS, default=PROTOCOLS[0],
+                   help=f"decoding of probabilities (default {PROTOCOLS[0]}; ignored for binary predictions)")
     p.add_argument("--threshold", type=float, default=0.5,
                    help="decision threshold for probabilities (default 0.5)")
     p.add_argument("--json", action="store_true", help="print one JSON object of the ten scores")
@@ -315,7 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not 0.0 <= args.threshold <= 1.0:
         print(f"error: --threshold must be in [0, 1], got {args.threshold}", file=sys.stderr)
         return 2
-    from trainables.data.llp import AnnotationError
+    from trainables.tasks.avvp.llp import AnnotationError
 
     try:
         scores, info = score_file(args.pred, args.annotations, args.split, args.protocol, args.threshold)

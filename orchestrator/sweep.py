@@ -190,7 +190,7 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
     Raises:
         SweepError: Unknown sweep, unknown ``--set`` key or value, ``--grid`` without a grid, ...
     """
-    from orchestrator import trainable_registry as treg
+    from orchestrator import methods as treg
     from orchestrator.tune_runner import load_plan
 
     spec = load_spec(args.name)
@@ -220,8 +220,8 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
     if args.grid and not spec.grid:
         raise SweepError(f"sweep {spec.name!r} defines no grid; drop --grid")
     try:
-        entry = treg.get_entry(spec.trainable)
-        mod = treg.load_module(spec.trainable)
+        entry = treg.get_method(spec.trainable)
+        mod = treg.load(spec.trainable)
     except (KeyError, ImportError, TypeError) as e:
         raise SweepError(f"sweep {spec.name!r}: trainable {spec.trainable!r} is not available ({e})") from None
 
@@ -268,8 +268,8 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
             raise SweepError(f"--set {key}={raw}: {e.args[0]}") from None
         except ValueError as e:
             raise SweepError(str(e)) from None
-    # Stage lengths such as JoMoLD's estimator_epochs follow a shortened run, or a 3-epoch CPU
-    # preset would still pay for a 25-epoch estimator.
+    # Stage lengths (a method's ``*_epochs``, e.g. a denoising estimator's) follow a shortened
+    # run, or a 3-epoch CPU preset would still pay for a 25-epoch first stage.
     capped = []
     for fname, f in fields.items():
         d = treg._default_of(f)
@@ -291,6 +291,9 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
         notes.append(f"--set {', '.join(clash)}: tuned by this sweep, so each trial's value wins")
     try:
         build = treg.build_config(mod.Config, {**base, "epochs": epochs, "seed": args.seed})
+        check = treg.load_hook(entry.check)
+        if check is not None:
+            check(build, data)  # the method's checks that need the data (e.g. its class count)
     except (TypeError, ValueError) as e:
         raise SweepError(f"config of {spec.trainable}: {e}") from None
     del build  # only validated here; trials build their own
@@ -315,13 +318,13 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
 
 
 def _finish_resources(plan: Plan, args: argparse.Namespace) -> None:
-    from orchestrator import trainable_registry as treg
+    from orchestrator import methods as treg
     from orchestrator.tune_runner import max_concurrent, per_trial_demand
 
-    entry = treg.get_entry(plan.spec.trainable)
+    entry = treg.get_method(plan.spec.trainable)
     hook = treg.load_hook(entry.extra_bundles)
     if hook is not None:
-        mod = treg.load_module(plan.spec.trainable)
+        mod = treg.load(plan.spec.trainable)
         cfg = treg.build_config(mod.Config, {**plan.trial["base"], "epochs": plan.trial["epochs"],
                                              "seed": plan.trial["seed"]})
         plan.extra_bundles = [dict(b) for b in hook(cfg) or []]
@@ -389,17 +392,13 @@ def report(plan: Plan, rows: list[dict[str, Any]]) -> str:
         cfg = ", ".join(f"{k.removeprefix('config/')}={v:.4g}" if isinstance(v, float)
                         else f"{k.removeprefix('config/')}={v}" for k, v in best.items() if k.startswith("config/"))
         lines.append(f"[avtune] best trial {best.get('trial_id')}: {cfg}  {metric}={best[metric]:.2f}")
-        if any(f"test/{k}" in best for k in tables.SCORE_KEYS):
-            s = tables.scores_of(best, "test/")
-            lines.append("[avtune] test  seg A/V/AV/Type/Event " +
-                         "/".join(f"{s[k]:.1f}" for k in tables.SCORE_KEYS[:5]) +
-                         " | event " + "/".join(f"{s[k]:.1f}" for k in tables.SCORE_KEYS[5:]))
-        else:
-            # Not an AVVP trainable (e.g. action recognition): show its own evaluation metrics.
-            evals = {k: v for k, v in best.items()
-                     if k.startswith(("test/", "val/")) and isinstance(v, (int, float))}
-            if evals:
-                lines.append("[avtune] " + "  ".join(f"{k}={v:.2f}" for k, v in sorted(evals.items())))
+        from orchestrator.methods import task_of
+
+        task = task_of(plan.spec.trainable)
+        s = tables.scores_of(best, task, "test/")
+        if any(f"test/{k}" in best for k in task.score_keys):
+            lines.append("[avtune] test  " + "  ".join(f"{lab} {s[k]:.1f}" for k, lab in
+                                                       zip(task.score_keys, task.score_labels)))
     lines.append(f"[avtune] results: {plan.trial['storage']}/{plan.experiment}")
     if len(finished) + sum(r["status"] == "ERROR" for r in rows) >= plan.n_trials:
         lines.append(f"[avtune] tables: MLflow experiment {plan.spec.name!r}, parent run "

@@ -13,23 +13,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from trainables.core.method import TaskSpec
 from trainables.data.format import atomic_path, atomic_write_bytes
-
-SCORE_KEYS = ("seg_A", "seg_V", "seg_AV", "seg_Type", "seg_Event",
-              "event_A", "event_V", "event_AV", "event_Type", "event_Event")
-
-# Published test-set scores on the real LLP data set (segment-level A/V/AV/Type/Event, then
-# event-level). They are context for the reader, not comparable one-to-one with LLP-sim runs.
-REFERENCE_ROWS: tuple[tuple[str, tuple[float, ...]], ...] = (
-    ("HAN (Tian et al., 2020) [real LLP, reference]",
-     (60.1, 52.9, 48.9, 54.0, 55.4, 51.3, 48.9, 43.0, 47.7, 48.0)),
-    ("JoMoLD w/o CL (Cheng et al., 2022) [real LLP, reference]",
-     (60.6, 62.2, 56.0, 59.6, 58.6, 53.1, 58.9, 49.4, 53.8, 51.4)),
-)
-
-_HEADER = ["Method", "Seg A", "Seg V", "Seg AV", "Seg Type", "Seg Event",
-           "Event A", "Event V", "Event AV", "Event Type", "Event Event"]
-
 
 def best_row(rows: Sequence[Mapping[str, Any]], metric: str, mode: str) -> Mapping[str, Any] | None:
     """The row with the best finite ``metric`` (``mode`` ``max`` or ``min``), or None."""
@@ -40,9 +25,10 @@ def best_row(rows: Sequence[Mapping[str, Any]], metric: str, mode: str) -> Mappi
     return pick(scored, key=lambda r: float(r[metric]))
 
 
-def scores_of(row: Mapping[str, Any], prefix: str = "test/") -> dict[str, float]:
-    """The ten AVVP scores of a trial row under ``prefix`` (missing ones are NaN)."""
-    return {k: float(row[prefix + k]) if _finite(row.get(prefix + k)) else math.nan for k in SCORE_KEYS}
+def scores_of(row: Mapping[str, Any], task: TaskSpec, prefix: str = "test/") -> dict[str, float]:
+    """The task's scores of a trial row under ``prefix`` (missing ones are NaN)."""
+    return {k: float(row[prefix + k]) if _finite(row.get(prefix + k)) else math.nan
+            for k in task.score_keys}
 
 
 def _finite(v: Any) -> bool:
@@ -53,36 +39,43 @@ def _fmt(v: float) -> str:
     return "-" if not math.isfinite(v) else f"{v:.1f}"
 
 
-def paper_table_rows(best: Mapping[str, Any] | None, label: str) -> list[tuple[str, list[str]]]:
-    """Table rows (label, ten formatted scores): the best trial first, then the references."""
+def paper_table_rows(best: Mapping[str, Any] | None, label: str, task: TaskSpec,
+                     methods: Sequence[str] = ()) -> list[tuple[str, list[str]]]:
+    """Table rows (label, formatted scores): the best trial first, then the published rows of
+    ``methods`` (the task's reference rows for the methods being compared)."""
     rows: list[tuple[str, list[str]]] = []
     if best is not None:
-        s = scores_of(best)
-        rows.append((label, [_fmt(s[k]) for k in SCORE_KEYS]))
-    for name, vals in REFERENCE_ROWS:
+        s = scores_of(best, task)
+        rows.append((label, [_fmt(s[k]) for k in task.score_keys]))
+    for name, vals in task.references_for(methods):
         rows.append((name, [_fmt(v) for v in vals]))
     return rows
 
 
-def paper_table_markdown(best: Mapping[str, Any] | None, label: str, data_note: str) -> str:
-    """Markdown table of the best trial's test scores next to the papers' real-LLP rows."""
+def _note(task: TaskSpec, data_note: str, methods: Sequence[str]) -> str:
+    refs = " " + task.reference_note if task.references_for(methods) else ""
+    return f"This sweep's row: test split of {data_note}.{refs}"
+
+
+def paper_table_markdown(best: Mapping[str, Any] | None, label: str, data_note: str, task: TaskSpec,
+                         methods: Sequence[str] = ()) -> str:
+    """Markdown table of the best trial's test scores next to the published rows of ``methods``."""
+    header = ["Method", *task.score_labels]
     lines = [
-        "| " + " | ".join(_HEADER) + " |",
-        "|" + "|".join(["---"] + ["---:"] * 10) + "|",
+        "| " + " | ".join(header) + " |",
+        "|" + "|".join(["---"] + ["---:"] * len(task.score_keys)) + "|",
     ]
-    for name, vals in paper_table_rows(best, label):
+    for name, vals in paper_table_rows(best, label, task, methods):
         lines.append("| " + " | ".join([name, *vals]) + " |")
-    note = (f"\nThis sweep's row: test split of {data_note}. Rows marked [real LLP, reference] are the "
-            "published test scores on the real LLP data set, shown for context only; they are not "
-            "comparable one-to-one with simulated data.\n")
-    return "\n".join(lines) + "\n" + note
+    return "\n".join(lines) + "\n\n" + _note(task, data_note, methods) + "\n"
 
 
-def paper_table_html(best: Mapping[str, Any] | None, label: str, data_note: str) -> str:
+def paper_table_html(best: Mapping[str, Any] | None, label: str, data_note: str, task: TaskSpec,
+                     methods: Sequence[str] = ()) -> str:
     """The same table as a small standalone HTML page."""
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in _HEADER)
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in ["Method", *task.score_labels])
     body = []
-    for i, (name, vals) in enumerate(paper_table_rows(best, label)):
+    for i, (name, vals) in enumerate(paper_table_rows(best, label, task, methods)):
         style = ' style="font-weight:bold"' if (best is not None and i == 0) else ""
         cells = "".join(f"<td>{html.escape(v)}</td>" for v in vals)
         body.append(f"<tr{style}><td>{html.escape(name)}</td>{cells}</tr>")
@@ -91,8 +84,7 @@ def paper_table_html(best: Mapping[str, Any] | None, label: str, data_note: str)
         "<style>table{border-collapse:collapse}td,th{border:1px solid #999;padding:3px 8px;"
         "text-align:right}td:first-child{text-align:left}</style></head><body>"
         f"<table><tr>{head}</tr>{''.join(body)}</table>"
-        f"<p>This sweep's row: test split of {html.escape(data_note)}. Rows marked [real LLP, "
-        "reference] are published test scores on the real LLP data set, for context only.</p>"
+        f"<p>{html.escape(_note(task, data_note, methods))}</p>"
         "</body></html>\n"
     )
 
@@ -188,7 +180,8 @@ def write_heatmap(rows: Sequence[Mapping[str, Any]], px: str, py: str, metric: s
 
 
 def write_sweep_tables(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike, *, metric: str,
-                       mode: str, tuned: Sequence[str], label: str, data_note: str) -> list[Path]:
+                       mode: str, tuned: Sequence[str], label: str, data_note: str, task: TaskSpec,
+                       methods: Sequence[str] = ()) -> list[Path]:
     """Writes every table of a sweep into ``out_dir``; returns the written paths.
 
     Files: ``paper_table.md``, ``paper_table.html``, ``trials.parquet`` and, when exactly two
@@ -198,10 +191,10 @@ def write_sweep_tables(rows: Sequence[Mapping[str, Any]], out_dir: str | os.Path
     best = best_row(rows, metric, mode)
     paths = []
     md = out / "paper_table.md"
-    atomic_write_bytes(md, paper_table_markdown(best, label, data_note).encode())
+    atomic_write_bytes(md, paper_table_markdown(best, label, data_note, task, methods).encode())
     paths.append(md)
     ht = out / "paper_table.html"
-    atomic_write_bytes(ht, paper_table_html(best, label, data_note).encode())
+    atomic_write_bytes(ht, paper_table_html(best, label, data_note, task, methods).encode())
     paths.append(ht)
     paths.append(write_trials_parquet(rows, out / "trials.parquet"))
     numeric = [p for p in tuned if any(_finite(r.get(f"config/{p}")) for r in rows)]

@@ -21,6 +21,7 @@ from typing import Any
 from ray.tune import Callback
 
 from orchestrator import tables
+from orchestrator.methods import task_of
 
 TAG_SWEEP = "avtune.sweep_id"
 TAG_TRIAL = "avtune.trial_id"
@@ -62,7 +63,7 @@ class MLflowSweepTracker:
 
     def __init__(self, tracking_uri: str, experiment: str, sweep_id: str, sweep_name: str,
                  metric: str, mode: str, params: Mapping[str, Any] | None = None,
-                 tuned: Sequence[str] = (), data_note: str = "") -> None:
+                 tuned: Sequence[str] = (), data_note: str = "", method: str = "") -> None:
         self.tracking_uri = tracking_uri
         self.experiment = experiment
         self.sweep_id = sweep_id
@@ -71,6 +72,7 @@ class MLflowSweepTracker:
         self.mode = mode
         self.params = dict(params or {})
         self.tuned = list(tuned)
+        self.method = method
         self.data_note = data_note
         self._client = None
         self._exp_id: str | None = None
@@ -142,9 +144,23 @@ class MLflowSweepTracker:
             run = self.client.create_run(self.experiment_id(), run_name=trial_name, tags={
                 PARENT_TAG: parent, TAG_TRIAL: trial_id, TAG_SWEEP: self.sweep_id, TAG_KIND: "trial"})
             rid = run.info.run_id
-            self._log_params(rid, {f"config/{k}": v for k, v in config.items()})
+            self._log_params(rid, {f"config/{k}": v for k, v in self.resolved_config(config).items()})
         self._children[trial_id] = rid
         return rid
+
+    def resolved_config(self, config: Mapping[str, Any]) -> dict[str, Any]:
+        """Every field of the config the trial runs with (defaults, preset, base, tuned values and
+        derived constants), so a trial can be reproduced from its MLflow run alone. Without a plan
+        (``params`` lacks the method) only the tuned values are known."""
+        if "trainable" not in self.params or "base" not in self.params:
+            return dict(config)
+        import dataclasses
+
+        from orchestrator.methods import build_config, load
+        from orchestrator.tune_runner import trial_overrides
+
+        cfg = build_config(load(self.params["trainable"]).Config, trial_overrides(self.params, config))
+        return {**dataclasses.asdict(cfg), **dict(config)}
 
     def log_result(self, trial_id: str, trial_name: str, config: Mapping[str, Any],
                    result: Mapping[str, Any]) -> None:
@@ -233,14 +249,15 @@ class MLflowSweepTracker:
         for run in self.open_children():
             self.client.set_terminated(run.info.run_id, status="KILLED")
         best = tables.best_row(rows, self.metric, self.mode)
+        task = task_of(self.method)
         logged: dict[str, float] = {}
         if best is not None:
             logged[f"best/{self.metric}"] = float(best[self.metric])
             for prefix in ("test/", "val/"):
-                for k, v in tables.scores_of(best, prefix).items():
+                for k, v in tables.scores_of(best, task, prefix).items():
                     if math.isfinite(v):
                         logged[f"best/{prefix}{k}"] = v
-            for k, v in tables.scores_of(best, "test/").items():
+            for k, v in tables.scores_of(best, task, "test/").items():
                 if math.isfinite(v):
                     logged[k] = v
             from mlflow.entities import Metric
@@ -252,7 +269,8 @@ class MLflowSweepTracker:
         with tempfile.TemporaryDirectory() as d:
             label = f"{self.sweep_name}: best trial {best.get('trial_name', '') if best else '(none)'}"
             tables.write_sweep_tables(rows, d, metric=self.metric, mode=self.mode, tuned=self.tuned,
-                                      label=label, data_note=self.data_note)
+                                      label=label, data_note=self.data_note, task=task,
+                                      methods=[self.method])
             self.client.log_artifacts(parent, d, artifact_path="tables")
         self.client.set_terminated(parent, status=status)
         return logged

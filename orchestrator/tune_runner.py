@@ -34,9 +34,9 @@ def _grid_constants(plan: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[s
     import optuna
 
     from orchestrator.specs import load_spec
-    from orchestrator.trainable_registry import _default_of, config_fields, load_module
+    from orchestrator.methods import _default_of, config_fields, load
 
-    fields = config_fields(load_module(plan["trainable"]).Config)
+    fields = config_fields(load(plan["trainable"]).Config)
     fallback = {k: _default_of(f) for k, f in fields.items()}
     fallback.update(plan["base"])
 
@@ -131,9 +131,9 @@ def run_trial(config: dict, plan: dict) -> None:
             spec), ``data_fingerprint`` (from the driver), ``base`` (config overrides), ``epochs``,
             ``seed``, ``workers``, ``cpus``, ``gpus``, ``storage``, ``name``, ``grid``.
     """
-    from orchestrator.trainable_registry import build_config, get_entry, load_hook, load_module
+    from orchestrator.methods import build_config, get_method, load, load_hook
 
-    mod = load_module(plan["trainable"])
+    mod = load(plan["trainable"])
     cfg = build_config(mod.Config, trial_overrides(plan, config))
     if int(plan.get("workers", 1)) > 1:
         _run_ddp(config, plan)
@@ -144,7 +144,7 @@ def run_trial(config: dict, plan: dict) -> None:
 
     from trainables.data.format import fingerprint
     from trainables.data.registry import resolve_data
-    from trainables.seed import set_seed
+    from trainables.core.seed import set_seed
 
     torch.set_num_threads(max(1, int(plan.get("cpus", 1))))
     seed = set_seed(cfg.seed)
@@ -152,7 +152,7 @@ def run_trial(config: dict, plan: dict) -> None:
     fp = fingerprint(data_path)
     use_cuda = float(plan.get("gpus", 0)) > 0 and torch.cuda.is_available()
     device = "cuda" if use_cuda else "cpu"
-    extra = load_hook(get_entry(plan["trainable"]).extra_kwargs)
+    extra = load_hook(get_method(plan["trainable"]).extra_kwargs)
     kwargs = dict(extra(cfg, data_path) or {}) if extra else {}
     info = {"seed": seed, "data_fingerprint": fp, "data": plan["data"], "device": device}
     last: dict[str, Any] = {}
@@ -187,13 +187,13 @@ def _ddp_worker(loop_cfg: dict) -> None:
     import ray.train.torch
     import torch
 
-    from orchestrator.trainable_registry import build_config, get_entry, load_hook, load_module
+    from orchestrator.methods import build_config, get_method, load, load_hook
     from trainables.data.format import fingerprint
     from trainables.data.registry import resolve_data
-    from trainables.seed import set_seed
+    from trainables.core.seed import set_seed
 
     plan, overrides = loop_cfg["plan"], loop_cfg["overrides"]
-    mod = load_module(plan["trainable"])
+    mod = load(plan["trainable"])
     cfg = build_config(mod.Config, overrides)
     torch.set_num_threads(max(1, int(plan.get("cpus", 1))))
     seed = set_seed(cfg.seed)
@@ -202,7 +202,7 @@ def _ddp_worker(loop_cfg: dict) -> None:
     data_path = resolve_data(plan["data"])
     info = {"seed": seed, "data_fingerprint": fingerprint(data_path), "data": plan["data"],
             "device": str(device.type), "workers": int(plan["workers"])}
-    extra = load_hook(get_entry(plan["trainable"]).extra_kwargs)
+    extra = load_hook(get_method(plan["trainable"]).extra_kwargs)
     kwargs = dict(extra(cfg, data_path) or {}) if extra else {}
     last: dict[str, Any] = {}
 

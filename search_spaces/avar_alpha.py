@@ -1,22 +1,21 @@
 """AVAR hybrid-supervision and noise-estimation knobs: ``python -m orchestrator.sweep avar_alpha [--grid]``.
 
-Tunes the noise-tolerant audio-visual action recognition trainable (``trainables.avar.train``,
+Tunes the noise-tolerant audio-visual action recognition trainable (``trainables.methods.avar.train``,
 variant ``full``) on AR-sim: the hybrid-supervision weight alpha (start value, end value and the
 epoch where it switches; paper 0.6 -> 0.8 after 20 epochs), the warm-up length (paper Table VI:
 0/2/5/10), the cross-modal neighbour rule for omega (top-n similar samples, paper 16/32, or
 similarity thresholds epsilon_v/epsilon_a when ``top_n`` is 0), the kNN size of the label
 correction and the prototype temperature tau2 (paper 0.1). ``--grid`` runs Table VI's warm-up grid.
 
-``base`` holds the deviations from the paper defaults that the simulated data needs (a larger
-learning rate and narrower MLPs: the sets are tiny next to Kinetics), the same
-``SIM_OVERRIDES`` as the variant table in ``trainables/avar/experiments.py``. Metric: video-level
-top-1 on the (clean) validation split.
+``base`` starts from the method's ``sim`` preset: the deviations from the paper defaults that the
+simulated data needs (a larger learning rate and narrower MLPs: the sets are tiny next to
+Kinetics), the same as the variant table (``python -m orchestrator.bench avar``). Metric:
+video-level top-1 on the (clean) validation split.
 """
 
 from __future__ import annotations
 
 from search_spaces.base import SweepSpec
-from trainables.avar.experiments import SIM_OVERRIDES
 
 
 def space(trial):
@@ -49,7 +48,7 @@ SPEC = SweepSpec(
         {**PAPER, "top_n": 0, "epsilon_v": 0.5, "epsilon_a": 0.5},
     ),
     # The simulated-data deviations (lr, MLP widths) of the variant table; tuned keys override them.
-    base={"variant": "full", **SIM_OVERRIDES, "select_metric": "val/video_top1"},
+    base={"preset": "sim", "variant": "full", "select_metric": "val/video_top1"},
     default_data="avar-sim",
     default_epochs=60,
     num_samples=30,

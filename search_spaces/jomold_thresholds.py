@@ -5,7 +5,7 @@ the share of a class's positive labels whose estimator probability, divided by t
 below theta). ``--grid`` runs the paper's Table 2b grid (theta_a 0.5..0.8 x theta_v 1.6..2.0).
 
 The noise estimator does not depend on the thresholds, so the sweep trains it once before any trial
-(the ``prepare`` hook, ``trainables.jomold:ensure_estimator``) and every trial reads its cached
+(the ``prepare`` hook, ``trainables.methods.jomold.train:ensure_estimator``) and every trial reads its cached
 train-set predictions (keyed by data fingerprint, estimator config and seed) instead of retraining.
 """
 

@@ -1,6 +1,6 @@
 """RLLD reward mix: ``python -m orchestrator.sweep rlld_reward_mix``.
 
-Tunes how RLLD's label-denoising agent is rewarded (``trainables.rlld``):
+Tunes how RLLD's label-denoising agent is rewarded (``trainables.methods.rlld.learner``):
 
 * ``alpha1`` in [0, 1], the weight of the KL-based soft inter-reward R1, with ``alpha2 = 1 - alpha1``
   for the cosine term R2 (paper: 0.6 / 0.4). ``alpha2`` tuned independently in [0, 1] instead:
@@ -14,7 +14,7 @@ Tunes how RLLD's label-denoising agent is rewarded (``trainables.rlld``):
   paper's synchronous schedule);
 * ``use_inter_reward`` (paper: on; off is the paper's ablation) and ``terminal_delta`` (ours, off by
   default: credit each step with the change of its terminal reward since the previous evaluation);
-* our credit-assignment options (``trainables.rlld``, all off in the paper setting):
+* our credit-assignment options (``trainables.methods.rlld.learner``, all off in the paper setting):
   ``terminal_credit`` (``branch``: paper; ``class``: each class's actions get that class's
   validation score), ``class_score`` (``ll`` per-class log-likelihood, ``soft``/``hard``
   per-class F1), ``class_baseline`` (one baseline per class and modality), ``adv_norm``
@@ -23,7 +23,7 @@ Tunes how RLLD's label-denoising agent is rewarded (``trainables.rlld``):
 
 Points evaluated first: the paper setting, the same with synchronous rewards, "config A" (inter-reward
 off, terminal delta, scale 10, agent lr 1e-3) and the ``stable`` reward preset
-(``trainables.rlld.REWARD_PRESETS``).
+(``trainables.methods.rlld.learner.REWARD_PRESETS``).
 
 Why the ranges are wide: on LLP-sim the paper's soft inter-reward penalises any removal by ~0.5 per
 video while the batch-level terminal reward moves by ~0.002 per step, so with paper settings the
@@ -31,7 +31,7 @@ agent learns to keep every label. Removal only pays with a far larger terminal s
 faster agent (1e-3) with the inter-reward off, or with our credit options (what each did on
 LLP-sim: docs/sweeps.md, "RLLD reward designs").
 
-Each trial reserves its validation actors in its own placement group (``orchestrator.rlld_pool``:
+Each trial reserves its validation actors in its own placement group (``trainables.methods.rlld.pool``:
 ``eval_actors`` bundles of ``eval_actor_cpus`` CPUs and ``eval_actor_gpus`` GPUs). The base here
 uses half-CPU actors so that a trial with one CPU plus two actors fits a 2-core machine; on a GPU
 node pass e.g. ``--set eval_actor_gpus=0.25 --set eval_actor_cpus=1``.
@@ -40,7 +40,7 @@ node pass e.g. ``--set eval_actor_gpus=0.25 --set eval_actor_cpus=1``.
 from __future__ import annotations
 
 from search_spaces.base import SweepSpec
-from trainables.rlld import REWARD_PRESETS
+from trainables.methods.rlld.learner import REWARD_PRESETS
 
 PAPER = {"alpha1": 0.6, "terminal_scale": 0.1, "terminal_metric_a": "seg_A",
          "terminal_metric_v": "event_V", "agent_lr": 1e-4, "staleness": 2,

@@ -19,23 +19,23 @@ VAL_KEYS = ("val/seg_A", "val/seg_V", "val/seg_Type", "val/event_Type", "train/l
 
 
 def _han():
-    from trainables import han
+    from trainables.methods.han import train as han
     return han.fit(han.Config(epochs=2, seed=3), resolve_data("llp-sim-tiny"), device="cpu")
 
 
 def _jomold(cache):
-    from trainables import jomold
+    from trainables.methods.jomold import train as jomold
     cfg = jomold.Config(epochs=2, estimator_epochs=2, seed=3, theta_v=3.0)
     return jomold.fit(cfg, resolve_data("llp-sim-tiny"), device="cpu", estimator_cache_dir=cache)
 
 
 def _rlld():
-    from trainables import rlld
+    from trainables.methods.rlld import learner as rlld
     return rlld.fit(rlld.Config(epochs=2, seed=3), resolve_data("llp-sim-tiny"), device="cpu")
 
 
 def _avar():
-    from trainables.avar import train
+    from trainables.methods.avar import train
     return train.fit(train.Config(epochs=2, seed=3), resolve_data("avar-sim-tiny"), device="cpu")
 
 

@@ -1,4 +1,4 @@
-"""A fast stand-in trainable for orchestrator tests (same contract as trainables.han)."""
+"""A fast stand-in trainable for orchestrator tests (same contract as trainables.methods.han.train)."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-import orchestrator.benchmarks.rlld as B
+import trainables.methods.rlld.bench as B
 
 
 def _fake_run(args, method, seed, path, dev):

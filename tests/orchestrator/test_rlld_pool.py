@@ -10,8 +10,8 @@ import ray
 import torch
 from ray.exceptions import ActorUnavailableError
 
-import trainables.rlld as R
-from orchestrator.rlld_pool import RayValidationPool, evaluator_kwargs, extra_bundles
+import trainables.methods.rlld.learner as R
+from trainables.methods.rlld.pool import RayValidationPool, evaluator_kwargs, extra_bundles
 from trainables.data.format import write_dataset
 
 

@@ -7,7 +7,7 @@ import pytest
 
 import search_spaces
 from search_spaces.rlld_reward_mix import PAPER, SPEC, SPEC_INDEPENDENT, STABLE
-from trainables.rlld import REWARD_PRESETS, Config
+from trainables.methods.rlld.learner import REWARD_PRESETS, Config
 
 FIELDS = {f.name for f in dataclasses.fields(Config)}
 

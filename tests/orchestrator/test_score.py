@@ -11,8 +11,8 @@ import pyarrow.parquet as pq
 import pytest
 
 from orchestrator.score import main
-from trainables.metrics.avvp import SCORE_KEYS, decode
-from trainables.metrics.avvp_reference import avvp_scores_reference
+from trainables.tasks.avvp.metrics import SCORE_KEYS, decode
+from trainables.tasks.avvp.metrics_reference import avvp_scores_reference
 
 ROOT = Path(__file__).resolve().parents[2]
 LLP = ROOT.parent / "shared" / "data" / "llp"
@@ -22,7 +22,7 @@ pytestmark = pytest.mark.skipif(not (LLP / "AVVP_eval_audio.csv").is_file(),
 
 @pytest.fixture(scope="module")
 def val():
-    from trainables.data.llp import read_annotations
+    from trainables.tasks.avvp.llp import read_annotations
 
     return read_annotations(LLP, "val")
 

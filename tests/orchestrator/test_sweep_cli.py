@@ -37,6 +37,12 @@ def test_list_names_every_sweep_with_metric_and_mode(capsys):
     (["jomold_thresholds", "--set", "epochs=3"], "--max-epochs"),
     (["han_baseline", "--grid"], "defines no grid"),
     (["jomold_thresholds", "--gpus-per-trial", "0.5"], "no GPU"),
+    # Every method's validate() and data checks run at plan time, AVAR's included.
+    (["avar_alpha", "--set", "variant=swav"], "variant must be one of"),
+    (["avar_alpha", "--set", "tau2=0"], "tau2 must be > 0"),
+    (["avar_alpha", "--data", "avar-sim-tiny", "--set", "batch_size=5"],
+     "batch_size=5 must exceed the number of classes K=5"),
+    (["han_baseline", "--set", "smooth_v=1.5"], "smooth_v must be in [0, 1]"),
 ])
 def test_bad_input_is_named_and_exits_2(argv, needle, capsys, tmp_path, monkeypatch):
     monkeypatch.setattr(sweep, "_local_resources", lambda: {"CPU": 2.0, "GPU": 0.0})

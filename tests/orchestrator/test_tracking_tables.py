@@ -12,8 +12,10 @@ from mlflow.tracking import MlflowClient
 
 from orchestrator import tables
 from orchestrator.tracking import MLflowSweepTracker, flatten, numeric_metrics
+from trainables.tasks.avar import TASK as AVAR
+from trainables.tasks.avvp import TASK as AVVP
 
-SCORES = tables.SCORE_KEYS
+SCORES = AVVP.score_keys
 
 
 def _row(tid, x, y, metric, status="TERMINATED"):
@@ -39,15 +41,27 @@ def test_best_row_respects_mode_and_skips_missing():
 
 def test_paper_table_has_best_row_and_marked_references():
     best = _row("b", 0.6, 1.8, 55.0)
-    md = tables.paper_table_markdown(best, "sweep best", "llp-sim-tiny")
+    md = tables.paper_table_markdown(best, "sweep best", "llp-sim-tiny", AVVP, ["jomold"])
     lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
     assert lines[1].startswith("| sweep best | 55.0 | 54.0 | 53.0 | 52.0 | 51.0 | 50.0 | 49.0 | 48.0 | 47.0 | 46.0 |")
     han = next(ln for ln in lines if ln.startswith("| HAN"))
     assert "real LLP" in han and "| 60.1 | 52.9 | 48.9 | 54.0 | 55.4 | 51.3 | 48.9 | 43.0 | 47.7 | 48.0 |" in han
     jo = next(ln for ln in lines if ln.startswith("| JoMoLD w/o CL"))
     assert "real LLP" in jo and "| 60.6 | 62.2 | 56.0 | 59.6 | 58.6 | 53.1 | 58.9 | 49.4 | 53.8 | 51.4 |" in jo
-    html = tables.paper_table_html(best, "sweep best", "llp-sim-tiny")
+    html = tables.paper_table_html(best, "sweep best", "llp-sim-tiny", AVVP, ["jomold"])
     assert html.count("<tr") == 4 and "real LLP" in html and "<td>55.0</td>" in html
+    # A HAN sweep shows HAN's row once; no JoMoLD or VAPLAN rows it does not compare against.
+    han_md = tables.paper_table_markdown(best, "sweep best", "tiny", AVVP, ["han"])
+    assert han_md.count("| HAN") == 1 and "JoMoLD" not in han_md and "VAPLAN" not in han_md
+
+
+def test_action_recognition_table_has_its_own_columns_and_no_llp_rows():
+    best = {"test/clip_top1": 81.25, "test/clip_top5": 97.5, "test/video_top1": 88.0}
+    md = tables.paper_table_markdown(best, "avar best", "avar-sim-tiny", AVAR, ["avar"])
+    lines = [ln for ln in md.splitlines() if ln.startswith("| ")]
+    assert lines[0] == "| Method | Clip top-1 | Clip top-5 | Video top-1 |"
+    assert lines[1] == "| avar best | 81.2 | 97.5 | 88.0 |" and len(lines) == 2
+    assert "real LLP" not in md and "HAN" not in md
 
 
 def test_heatmap_grid_cells_are_means():
@@ -70,14 +84,14 @@ def test_heatmap_grid_bins_continuous_samples():
 def test_write_sweep_tables(tmp_path):
     rows = [_row("a", 0.5, 1.6, 40.0), _row("b", 0.6, 1.8, 55.0), _row("c", 0.7, 2.0, 45.0)]
     paths = tables.write_sweep_tables(rows, tmp_path, metric="val/seg_Type", mode="max",
-                                      tuned=["x", "y"], label="best", data_note="tiny")
+                                      tuned=["x", "y"], label="best", data_note="tiny", task=AVVP)
     names = sorted(p.name for p in paths)
     assert names == ["heatmap.png", "paper_table.html", "paper_table.md", "trials.parquet"]
     t = pq.read_table(tmp_path / "trials.parquet").to_pylist()
     assert [r["trial_id"] for r in t] == ["a", "b", "c"] and t[1]["test/seg_A"] == 55.0
     assert (tmp_path / "heatmap.png").read_bytes()[:4] == b"\x89PNG"
     one = tables.write_sweep_tables(rows, tmp_path / "one", metric="val/seg_Type", mode="max",
-                                    tuned=["x"], label="best", data_note="tiny")
+                                    tuned=["x"], label="best", data_note="tiny", task=AVVP)
     assert "heatmap.png" not in [p.name for p in one]
 
 
@@ -102,7 +116,8 @@ def uri(db, request):
 def _tracker(uri):
     db, exp = uri
     return MLflowSweepTracker(db, exp, "sweep123", "my-sweep", "val/seg_Type", "max",
-                              params={"epochs": 2, "base": {"lr": 0.001}}, tuned=["x", "y"], data_note="tiny")
+                              params={"epochs": 2, "base": {"lr": 0.001}}, tuned=["x", "y"], data_note="tiny",
+                              method="han")
 
 
 def test_tracker_nests_children_and_resumes_by_tag(uri):
@@ -164,3 +179,23 @@ def test_finish_sweep_logs_best_scores_tables_and_closes_runs(uri):
     assert arts == ["tables/heatmap.png", "tables/paper_table.html", "tables/paper_table.md", "tables/trials.parquet"]
     par = c.get_run(tr.parent_run_id())
     assert par.data.metrics["seg_V"] == 54.0 and par.data.tags["avtune.best_trial_id"] == "b"
+
+
+def test_child_run_logs_every_resolved_config_field(uri):
+    """A trial is reproducible from MLflow alone: every Config field, not only the tuned ones."""
+    import dataclasses
+
+    from trainables.methods.han.train import Config
+
+    db, exp = uri
+    plan = {"trainable": "han", "sweep": "han_baseline", "base": {"d_model": 64}, "epochs": 3,
+            "seed": 7, "grid": False}
+    tr = MLflowSweepTracker(db, exp, "sweep-cfg", "cfg-sweep", "val/seg_Type", "max", params=plan,
+                            method="han")
+    rid = tr.child_run_id("t1", "t1", {"lr": 0.002, "smooth_v": 0.9})
+    params = MlflowClient(db).get_run(rid).data.params
+    fields = [f.name for f in dataclasses.fields(Config)]
+    assert all(f"config/{f}" in params for f in fields)
+    assert params["config/lr"] == "0.002" and params["config/smooth_v"] == "0.9"
+    assert params["config/d_model"] == "64" and params["config/epochs"] == "3"
+    assert params["config/seed"] == "7" and params["config/lr_step"] == str(Config().lr_step)

@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 import search_spaces
-from orchestrator import sweep, trainable_registry as treg
+from orchestrator import methods as treg, sweep
 from search_spaces.base import SweepSpec
 
 REG = search_spaces.registry()
@@ -27,7 +27,7 @@ def test_registry_has_the_issue_sweeps():
 @pytest.mark.parametrize("name", sorted(REG))
 def test_space_samples_in_range_fields(name):
     spec: SweepSpec = REG[name]
-    mod = treg.load_module(spec.trainable)
+    mod = treg.load(spec.trainable)
     fields = treg.config_fields(mod.Config)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1))
     for _ in range(20):
@@ -81,14 +81,14 @@ def test_jomold_warmup_paper_values_and_modes():
     assert warm[0] == 0.9 and sorted(warm) == [0.0, 0.7, 0.8, 0.9, 1.0]
     assert sorted(spec.grid["warmup_epochs"]) == [0.0, 0.7, 0.8, 0.9, 1.0]
     assert set(spec.grid["warmup_mode"]) == {"paper", "official"}
-    mod = treg.load_module(spec.trainable)
+    mod = treg.load(spec.trainable)
     for mode in spec.grid["warmup_mode"]:
         treg.build_config(mod.Config, {"warmup_mode": mode})  # the trainable accepts every mode
 
 
 def test_han_baseline_starts_at_paper_defaults():
     spec = REG["han_baseline"]
-    mod = treg.load_module("han")
+    mod = treg.load("han")
     first = spec.points_to_evaluate[0]
     default = mod.Config()
     for k, v in first.items():
@@ -107,25 +107,23 @@ def test_dry_run_of_every_sweep(name, capsys):
 
 def test_avar_alpha_uses_the_variant_table_overrides():
     """The sweep trains with the same simulated-data deviations as the measured variant table."""
-    from trainables.avar.experiments import SIM_OVERRIDES
-    from trainables.avar.train import Config
+    from trainables.methods.avar.train import PRESETS, Config
 
     spec = REG["avar_alpha"]
-    assert SIM_OVERRIDES["lr"] == 3e-4  # chosen by the lr grid in trainables/avar/experiments.py
-    for k, v in SIM_OVERRIDES.items():
-        assert spec.base[k] == v, k
-    cfg = Config(**spec.base)
+    assert spec.base["preset"] == "sim" and PRESETS["sim"]["lr"] == 3e-4  # the lr grid's choice
+    cfg = treg.build_config(Config, dict(spec.base))
     assert cfg.lr == 3e-4 and cfg.variant == "full" and cfg.hidden_dim == 256
+    assert cfg.select_metric == "val/video_top1" and cfg.tau2 == Config().tau2
 
 
 def test_set_preset_builds_the_named_bundle_and_applies_the_rest_on_top():
-    mod = treg.load_module("jomold")
+    mod = treg.load("jomold")
     raw = {"preset": "official", "theta_v": "2.5"}
     cfg = treg.build_config(mod.Config, {k: treg.coerce_value(mod.Config, k, v) for k, v in raw.items()})
     assert (cfg.loss_preset, cfg.cl_weight, cfg.cls_dropout, cfg.theta_v) == ("official", 1.0, 0.5, 2.5)
     with pytest.raises(ValueError, match="unknown JoMoLD preset 'nope'"):
         treg.build_config(mod.Config, {"preset": "nope"})
-    han_cfg = treg.load_module("han").Config
+    han_cfg = treg.load("han").Config
     with pytest.raises(KeyError, match="has no named presets"):
         treg.build_config(han_cfg, {"preset": "official"})
     with pytest.raises(KeyError, match="unknown config key 'preset'"):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainables import han
+from trainables.methods.han import train as han
 from trainables.data.format import write_dataset
 
 C, T = 25, 10

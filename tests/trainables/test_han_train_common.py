@@ -1,4 +1,4 @@
-"""trainables.train_common: batching, sharding, RNG checkpoints, model selection."""
+"""trainables.core.loop: batching, sharding, RNG checkpoints, model selection."""
 
 from __future__ import annotations
 
@@ -8,17 +8,20 @@ import numpy as np
 import pytest
 import torch
 
-from trainables import train_common as tc
+from trainables.core import checkpoint as ck
+from trainables.core import dist as cd
+from trainables.core import loop as tc
+from trainables.tasks.avvp import eval as ae
 
 
 @pytest.mark.parametrize("b,world", [(37, 2), (128, 3), (5, 4), (1, 2), (64, 1)])
 def test_shards_cover_the_batch_in_rank_order(b, world):
-    parts = [tc.shard_slice(b, r, world) for r in range(world)]
+    parts = [cd.shard_slice(b, r, world) for r in range(world)]
     rows = [i for s in parts for i in range(b)[s]]
     assert rows == list(range(b))
     sizes = [len(range(b)[s]) for s in parts]
     assert max(sizes) - min(sizes) <= 1
-    assert tc.shard_sizes(b, world) == sizes
+    assert cd.shard_sizes(b, world) == sizes
 
 
 def test_epoch_batches_are_a_seeded_permutation():
@@ -37,13 +40,13 @@ def test_rng_state_round_trips_through_weights_only_checkpoint(tmp_path):
     gen = torch.Generator().manual_seed(9)
     torch.manual_seed(1), np.random.seed(2), random.seed(3)
     torch.randperm(10, generator=gen)
-    state = tc.rng_state(gen)
+    state = ck.rng_state(gen)
     expected = (torch.rand(3), np.random.rand(3), random.random(), torch.randperm(10, generator=gen))
     torch.save(state, tmp_path / "s.pt")
     loaded = torch.load(tmp_path / "s.pt", weights_only=True)
     torch.manual_seed(100), np.random.seed(100), random.seed(100)
     gen2 = torch.Generator().manual_seed(100)
-    tc.set_rng_state(loaded, gen2)
+    ck.set_rng_state(loaded, gen2)
     got = (torch.rand(3), np.random.rand(3), random.random(), torch.randperm(10, generator=gen2))
     assert torch.equal(got[0], expected[0]) and np.array_equal(got[1], expected[1])
     assert got[2] == expected[2] and torch.equal(got[3], expected[3])
@@ -67,11 +70,11 @@ def test_best_tracker_modes_and_missing_metric():
 
 def test_smoothing_and_gather_without_dist():
     y = torch.tensor([[1.0, 0.0]])
-    assert tc.smooth(y, 0.9).tolist() == [[pytest.approx(0.95), pytest.approx(0.05)]]
-    assert tc.smooth(y, 1.0) is y
+    assert ae.smooth(y, 0.9).tolist() == [[pytest.approx(0.95), pytest.approx(0.05)]]
+    assert ae.smooth(y, 1.0) is y
     t = torch.arange(6).reshape(3, 2)
-    assert tc.all_gather_cat(t) is t
-    assert tc.dist_info() == (0, 1)
+    assert cd.all_gather_cat(t) is t
+    assert cd.dist_info() == (0, 1)
 
 
 def test_optimizer_schedule_is_han_default():

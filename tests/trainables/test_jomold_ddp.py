@@ -11,10 +11,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 
 from test_han_fit import tiny_avvp
-from trainables import jomold
-from trainables import train_common as tc
-from trainables.data.avvp import load_avvp
-from trainables.models.han import HAN
+from trainables.methods.jomold import train as jomold
+from trainables.core import dist as cd
+from trainables.tasks.avvp import eval as ae
+from trainables.tasks.avvp.data import load_avvp
+from trainables.tasks.avvp.han import HAN
 
 ROWS = list(range(3, 40))  # 37 rows: shards of 19 and 18 exercise the padded all-gather
 
@@ -32,11 +33,11 @@ def _ratios(c: int) -> tuple[torch.Tensor, torch.Tensor]:
 def _select(data_path: str, rank: int, world: int):
     train = load_avvp(data_path, "train")
     gidx = torch.tensor(ROWS)
-    local = tc.shard_slice(len(gidx), rank, world)
+    local = cd.shard_slice(len(gidx), rank, world)
     idx = gidx[local]
-    model = tc.maybe_ddp(_model(), torch.device("cpu"))
+    model = cd.maybe_ddp(_model(), torch.device("cpu"))
     ra, rv = _ratios(train.labels.shape[1])
-    inputs = tc.batch_inputs(train, idx, torch.device("cpu"))
+    inputs = ae.batch_inputs(train, idx, torch.device("cpu"))
     return jomold.select_batch(model, inputs, train.labels[idx], train.labels[gidx], ra, rv)
 
 
@@ -44,7 +45,7 @@ def _worker(rank: int, world: int, init: str, data_path: str, out: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=init, rank=rank, world_size=world)
     try:
-        ga = tc.all_gather_cat(torch.full((rank + 1, 2), float(rank)))
+        ga = cd.all_gather_cat(torch.full((rank + 1, 2), float(rank)))
         rem_a, rem_v = _select(data_path, rank, world)
         torch.save({"a": rem_a, "v": rem_v, "gather": ga}, Path(out) / f"rank{rank}.pt")
         cfg = jomold.Config(epochs=2, estimator_epochs=1, batch_size=32, d_model=32, seed=2,

@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from test_han_fit import tiny_avvp
-from trainables import han, jomold
+from trainables.methods.han import train as han
+from trainables.methods.jomold import train as jomold
 
 
 @pytest.fixture(scope="module")

@@ -8,8 +8,9 @@ import math
 import pytest
 import torch
 
-from trainables import han, jomold
-from trainables.models.han import HAN
+from trainables.methods.han import train as han
+from trainables.methods.jomold import train as jomold
+from trainables.tasks.avvp.han import HAN
 
 
 def reference_contrastive(h_a, h_v, temperature=0.2, smoothing=0.1) -> float:

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import trainables.rlld as R
-from trainables.models.rlld_agent import action_log_prob
+import trainables.methods.rlld.learner as R
+from trainables.methods.rlld.agent import action_log_prob
 
 from test_rlld_learner import (DelayedEvaluator, _learner, assert_same_grads, make_tiny_avvp,
                                small_cfg)

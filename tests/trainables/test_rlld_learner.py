@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-import trainables.rlld as R
+import trainables.methods.rlld.learner as R
 from trainables.data.format import write_dataset
-from trainables.models.rlld_agent import action_log_prob
-from trainables.train_common import load_resident
+from trainables.methods.rlld.agent import action_log_prob
+from trainables.tasks.avvp.eval import load_resident
 
 
 def assert_same_grads(grads, want) -> None:

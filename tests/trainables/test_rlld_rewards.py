@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from trainables.models.rlld_agent import RLLDAgent, action_log_prob, revise_labels, sample_actions
-from trainables.rlld import (
+from trainables.methods.rlld.agent import RLLDAgent, action_log_prob, revise_labels, sample_actions
+from trainables.methods.rlld.learner import (
     Config,
     MovingAverageBaseline,
     guard_all_removed,
@@ -197,7 +197,7 @@ def test_actions_revision_and_log_prob():
 
 
 def test_task_settings_are_jomolds():
-    from trainables.jomold import Config as JoMoLDConfig
+    from trainables.methods.jomold.train import Config as JoMoLDConfig
 
     mine, theirs = Config(), JoMoLDConfig()
     for k in ("epochs", "batch_size", "lr", "lr_step", "lr_gamma", "d_model", "dropout",
@@ -213,7 +213,7 @@ def test_rlld_trainable_imports_neither_ray_nor_mlflow():
     import subprocess
     import sys
 
-    code = ("import sys, trainables.rlld, trainables.models.rlld_agent; "
+    code = ("import sys, trainables.methods.rlld.learner, trainables.methods.rlld.agent; "
             "bad = [m for m in ('ray', 'mlflow') if m in sys.modules]; "
             "sys.exit(f'imported {bad}' if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.seed import set_seed
+from trainables.core.seed import set_seed
 
 
 def _draw():

@@ -4,7 +4,7 @@ Specs:
 
 * ``llp-sim``, ``llp-sim-small``, ``llp-sim-tiny``: LLP-sim presets (see ``llp_sim.PRESETS``).
 * ``avar-sim``, ``avar-sim-small``, ``avar-sim-tiny``: simulated audio-visual action recognition
-  data, built by ``trainables.avar.data.make_avar_sim``.
+  data, built by ``trainables.tasks.avar.data.make_avar_sim``.
 * ``llp=PATH``: a converted real LLP (or an LLP-sim) data set; ``avar=PATH``: a converted AVAR set.
 
 Presets are generated on first use into ``cache_root()/<preset>-<params_key>/`` and reused after.
@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from trainables.data import format as fmt
-from trainables.data import llp_sim
+from trainables.tasks.avvp import llp_sim
 
 LLP_PRESETS = tuple(llp_sim.PRESETS)
 AVAR_PRESETS = ("avar-sim", "avar-sim-small", "avar-sim-tiny")
@@ -82,9 +82,9 @@ def split_options(spec: str) -> tuple[str, dict[str, Any]]:
 
 def _avar_module():
     try:
-        return importlib.import_module("trainables.avar.data")
+        return importlib.import_module("trainables.tasks.avar.data")
     except ImportError as e:
-        raise ValueError(f"AVAR presets need trainables.avar.data, which cannot be imported ({e})") from e
+        raise ValueError(f"AVAR presets need trainables.tasks.avar.data, which cannot be imported ({e})") from e
 
 
 def preset_params(
@@ -235,6 +235,28 @@ def resolve_data(spec: str, *, seed: int = 0) -> Path:
     )
 
 
+def data_num_classes(spec: str) -> int | None:
+    """The number of classes of a data spec, without generating anything (None if unknown).
+
+    Raises:
+        ValueError: A malformed spec or a path that is not a data set.
+    """
+    spec = spec.strip()
+    prefix = spec.partition("=")[0]
+    if "=" in spec and prefix in PATH_KINDS:
+        meta = fmt.read_meta(_path_spec(spec)[1])
+        k = meta.get("params", {}).get("num_classes")
+        return int(k) if k is not None else None
+    name, options = split_options(spec)
+    if name in AVAR_PRESETS:
+        return int(_avar_module().avar_sim_params(name, **options)["num_classes"])
+    if name in LLP_PRESETS:
+        from trainables.tasks.avvp.classes import NUM_CLASSES
+
+        return NUM_CLASSES
+    return None
+
+
 def describe_data(spec: str, *, seed: int = 0) -> str:
     """One line saying what a spec is (sizes, storage, where it is cached); generates nothing."""
     spec = spec.strip()
@@ -261,6 +283,6 @@ def describe_data(spec: str, *, seed: int = 0) -> str:
         opts = params.get("options", {})
         noise = ", ".join(f"{k}={opts[k]}" for k in ("label_noise", "noise_rate", "corr_rate", "corr_profile")
                           if k in opts) or "preset noise"
-        return (f"{name}: simulated audio-visual action recognition (trainables.avar.data), {noise}, "
+        return (f"{name}: simulated audio-visual action recognition (trainables.tasks.avar.data), {noise}, "
                 f"seed {seed}")
     raise ValueError(f"unknown data spec {spec!r}; expected one of {list(PRESETS)}, llp=PATH or avar=PATH")

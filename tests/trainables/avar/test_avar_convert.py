@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainables.avar.data import AvarDataError, convert_avar, load_avar
+from trainables.tasks.avar.data import AvarDataError, convert_avar, load_avar
 
 
 def _make(root: Path, rows=None, clips=3, dv=6, da=4):

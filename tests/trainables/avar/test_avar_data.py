@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from trainables.avar.data import (AvarDataError, avar_sim_params, corr_profile, generate_avar_sim,
+from trainables.tasks.avar.data import (AvarDataError, avar_sim_params, corr_profile, generate_avar_sim,
                                   load_avar, make_avar_sim)
 from trainables.data.format import read_meta, read_split
 

@@ -10,7 +10,7 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 import torch.nn.functional as F
 
-from trainables.avar.losses import instance_loss, sinkhorn
+from trainables.methods.avar.losses import instance_loss, sinkhorn
 
 
 def _batch():
@@ -63,7 +63,7 @@ def test_ddp_sinkhorn_equals_single_process_on_concatenated_batch(tmp_path):
 
 
 def _fit_worker(rank: int, world: int, data: str, out_dir: str) -> None:
-    from trainables.avar.train import Config, fit
+    from trainables.methods.avar.train import Config, fit
 
     _init(rank, world, out_dir)
     try:
@@ -79,8 +79,8 @@ _FIT_CFG = dict(variant="ins", epochs=3, batch_size=16, lr=1e-3, hidden_dim=32, 
 
 @pytest.mark.slow  # two spawned torch processes
 def test_ddp_fit_matches_single_process(tmp_path):
-    from trainables.avar.data import make_avar_sim
-    from trainables.avar.train import Config, fit
+    from trainables.tasks.avar.data import make_avar_sim
+    from trainables.methods.avar.train import Config, fit
 
     data = make_avar_sim("avar-sim-tiny", tmp_path / "tiny", seed=0)
     mp.spawn(_fit_worker, args=(2, str(data), str(tmp_path)), nprocs=2, join=True)

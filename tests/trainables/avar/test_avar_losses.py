@@ -7,7 +7,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from trainables.avar.losses import (category_loss, cross_modal_omega, hybrid_loss, instance_loss,
+from trainables.methods.avar.losses import (category_loss, cross_modal_omega, hybrid_loss, instance_loss,
                                     knn_correct, omega_weights, rank_auc, sinkhorn, TiedAutoencoder)
 
 

@@ -9,7 +9,7 @@ import torch
 
 from trainables.data import format as fmt
 from trainables.data import registry
-from trainables.data.llp_sim import make_llp_sim
+from trainables.tasks.avvp.llp_sim import make_llp_sim
 
 
 @pytest.fixture
@@ -69,7 +69,7 @@ def test_failed_build_leaves_nothing(cache):
 
 def test_cache_key_changes_with_preset_params(cache, monkeypatch):
     from dataclasses import replace
-    from trainables.data import llp_sim
+    from trainables.tasks.avvp import llp_sim
     k1 = registry.preset_params("llp-sim-tiny")
     monkeypatch.setitem(llp_sim.PRESETS, "llp-sim-tiny",
                         replace(llp_sim.PRESETS["llp-sim-tiny"], n_train=128))
@@ -102,7 +102,7 @@ def test_path_specs(tmp_path, cache, monkeypatch):
 
 
 def test_avar_presets_call_the_avar_maker(cache, monkeypatch):
-    import trainables.avar.data as avar_data
+    import trainables.tasks.avar.data as avar_data
     seen = []
 
     def fake(preset, out, *, seed=0, **noise):

@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from trainables.classes import CLASS_INDEX
-from trainables.data.llp import AnnotationError, read_annotations
+from trainables.tasks.avvp.classes import CLASS_INDEX
+from trainables.tasks.avvp.llp import AnnotationError, read_annotations
 
 REAL = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "llp"
 needs_real = pytest.mark.skipif(not (REAL / "AVVP_eval_audio.csv").is_file(), reason="no ../shared LLP CSVs")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.classes import CLASS_INDEX
-from trainables.data.avvp import load_avvp
+from trainables.tasks.avvp.classes import CLASS_INDEX
+from trainables.tasks.avvp.data import load_avvp
 from trainables.data.format import read_meta
-from trainables.data.llp import AnnotationError, FeatureError, convert_llp, read_annotations
+from trainables.tasks.avvp.llp import AnnotationError, FeatureError, convert_llp, read_annotations
 
 WEAK_H = "filename\tevent_labels\n"
 EVAL_H = "filename\tonset\toffset\tevent_labels\n"

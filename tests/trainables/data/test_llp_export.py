@@ -7,8 +7,8 @@ import pytest
 
 from orchestrator import data as data_cli
 from trainables.data import format as fmt
-from trainables.data.llp import convert_llp, read_dense_truth
-from trainables.data.llp_export import eval_rows, export_llp
+from trainables.tasks.avvp.llp import convert_llp, read_dense_truth
+from trainables.tasks.avvp.llp_export import eval_rows, export_llp
 from trainables.data.registry import resolve_data
 
 

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.classes import LLP_CLASSES
-from trainables.data.avvp import load_avvp
+from trainables.tasks.avvp.classes import LLP_CLASSES
+from trainables.tasks.avvp.data import load_avvp
 from trainables.data.format import read_meta, read_split
-from trainables.data.llp_sim import (
+from trainables.tasks.avvp.llp_sim import (
     DIMS, PRESETS, STATES, SimParams, load_stats, make_llp_sim, make_preset, simulate_truth,
 )
 

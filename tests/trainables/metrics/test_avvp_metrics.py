@@ -8,8 +8,8 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from trainables.metrics.avvp import SCORE_KEYS, avvp_scores, decode
-from trainables.metrics.avvp_reference import (
+from trainables.tasks.avvp.metrics import SCORE_KEYS, avvp_scores, decode
+from trainables.tasks.avvp.metrics_reference import (
     avvp_scores_reference,
     event_counts,
     extract_events,
@@ -144,7 +144,7 @@ def test_reference_event_extraction():
 
 
 def test_a_prediction_never_matches_two_disjoint_true_events():
-    # The vectorized matcher relies on this (module docstring of trainables.metrics.avvp).
+    # The vectorized matcher relies on this (module docstring of trainables.tasks.avvp.metrics).
     intervals = [(s, e) for s in range(T) for e in range(s + 1, T + 1)]
     for p in intervals:
         for g1 in intervals:
@@ -176,7 +176,7 @@ def test_every_pair_of_sequences_of_six_segments():
     g = np.tile(seqs, (len(seqs), 1))[:, :, None]
     _assert_agree(p, g, g, p)
     # Per-sequence event counts too, not only the averaged scores.
-    from trainables.metrics.avvp import _event_counts, _padded
+    from trainables.tasks.avvp.metrics import _event_counts, _padded
 
     pb, _ = _padded(p, np.zeros_like(p, dtype=bool))
     gb, _ = _padded(g, np.zeros_like(g, dtype=bool))

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.metrics.denoise import denoise_quality, noise_ratio_mae, true_noise_ratio
+from trainables.tasks.avvp.denoise import denoise_quality, noise_ratio_mae, true_noise_ratio
 
 # Two videos, four classes (class 3 never labelled).
 LABELS = np.array([[1, 1, 0, 0], [1, 0, 1, 0]], np.uint8)

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from trainables.models.han import HAN, HANOutput, han_loss
+from trainables.tasks.avvp.han import HAN, HANOutput, han_loss
 
 
 def inputs(b=3, t=10, dims=(128, 2048, 512), frames=0, seed=0):

@@ -1,1 +1,0 @@
-"""Benchmark modules for ``python -m orchestrator.bench``."""

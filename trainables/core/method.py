@@ -1,0 +1,130 @@
+"""What a method package and a task package declare, so the orchestrator can find and run them.
+
+A method is one folder ``trainables/methods/<name>/`` whose ``__init__.py`` exports ``METHOD``, a
+:class:`MethodSpec`; a task (AVVP, action recognition) is one folder ``trainables/tasks/<name>/``
+whose ``__init__.py`` exports ``TASK``, a :class:`TaskSpec`. Both name their heavy pieces as
+``"module:attribute"`` strings, so importing a package to read its spec imports no torch: listing
+sweeps or rejecting a bad flag stays fast.
+
+The contract a method's ``fit`` keeps (checked for every method by ``tests/test_method_contract.py``)::
+
+    fit(cfg, data_path, *, reporter=None, resume_state=None, device=None, **extra) -> dict
+
+It returns :func:`trainables.core.loop.fit_result`'s keys: the selected epoch's ``epoch``,
+``train/loss``, ``val/...`` and extras, ``test/...`` of the selected weights, ``best_epoch``,
+``last_epoch``, ``last/val/...`` and ``seed``. ``reporter(epoch, metrics, state_fn)`` is called
+after every epoch; ``state_fn()`` returns a checkpoint dict of tensors and plain values
+(``torch.load(..., weights_only=True)`` loads it) that ``resume_state`` continues from.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def resolve(ref: str) -> Any:
+    """Imports ``"module:attribute"`` and returns the attribute.
+
+    Raises:
+        ValueError: ``ref`` is not of that form.
+        AttributeError: The module has no such attribute.
+    """
+    mod_name, sep, attr = ref.partition(":")
+    if not sep or not attr:
+        raise ValueError(f"reference {ref!r} must look like 'module:attribute'")
+    obj = importlib.import_module(mod_name)
+    for part in attr.split("."):
+        if not hasattr(obj, part):
+            raise AttributeError(f"reference {ref!r}: {mod_name} has no {attr}")
+        obj = getattr(obj, part)
+    return obj
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """One method, as its package declares it.
+
+    Attributes:
+        name: The name sweeps and the CLIs use (``han``, ``jomold``, ...).
+        task: The task package it trains on (``avvp``, ``avar``).
+        config: ``"module:Class"`` of its config dataclass (paper defaults, ``validate()``,
+            optionally ``from_preset(name, **overrides)``).
+        fit: ``"module:function"`` of its ``fit``.
+        description: One line for listings.
+        prepare: Optional ``"module:function"``, ``f(base_cfg, data_path, device)``, run once in
+            the driver before any trial (JoMoLD trains its shared noise estimator here).
+        extra_kwargs: Optional ``"module:function"``, ``f(cfg, data_path) -> dict`` of further
+            ``fit`` keyword arguments, called inside the trial (RLLD's validation pool handle).
+        extra_bundles: Optional ``"module:function"``, ``f(cfg) -> list[dict]`` of resource
+            bundles appended to the trial's placement group.
+        check: Optional ``"module:function"``, ``f(cfg, data_spec)``, run at plan time for the
+            checks that need the data (AVAR: batch size above the number of classes); raises
+            ValueError.
+        reference: Key of this method's published rows in the task's ``reference_rows``.
+        smoke: Config overrides for a fast run on the task's ``tiny_data`` (the contract test and
+            quick checks train 2 epochs with them).
+    """
+
+    name: str
+    task: str
+    config: str
+    fit: str
+    description: str = ""
+    prepare: str | None = None
+    extra_kwargs: str | None = None
+    extra_bundles: str | None = None
+    check: str | None = None
+    reference: str | None = None
+    smoke: Mapping[str, Any] = field(default_factory=dict)
+
+    def config_class(self) -> type:
+        return resolve(self.config)
+
+    def fit_fn(self):
+        return resolve(self.fit)
+
+    def hook(self, which: str):
+        """The optional hook ``which`` (``prepare``, ``extra_kwargs``, ``extra_bundles``, ``check``)
+        or None."""
+        ref = getattr(self, which)
+        return resolve(ref) if ref else None
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """One task: how its results are scored, selected and tabled.
+
+    Attributes:
+        name: Package name under ``trainables/tasks/``.
+        score_keys: The score names a result carries under ``test/`` and ``val/``, in table order.
+        score_labels: Column headers of those scores in the paper-style table.
+        select_metric: The default validation metric that selects an epoch (and a trial).
+        mode: ``max`` or ``min`` for ``select_metric``.
+        reference_rows: Published test rows, ``(label, scores in score_keys order)``, keyed by the
+            method name they belong to; tables show the rows of the methods they compare.
+        baseline: The method whose published rows every table shows (the papers' baseline).
+        reference_note: What the reference rows are (shown under the table).
+        data_note: Which data the task's simulated presets stand in for.
+        tiny_data: The task's smallest simulated data spec (tests, smoke runs).
+    """
+
+    name: str
+    score_keys: Sequence[str]
+    score_labels: Sequence[str]
+    select_metric: str
+    mode: str = "max"
+    reference_rows: Mapping[str, Sequence[tuple[str, Sequence[float]]]] = field(default_factory=dict)
+    baseline: str | None = None
+    reference_note: str = ""
+    data_note: str = ""
+    tiny_data: str = ""
+
+    def references_for(self, methods: Sequence[str]) -> list[tuple[str, Sequence[float]]]:
+        """The published rows of the baseline and ``methods`` (in that order, each method's once)."""
+        out: list[tuple[str, Sequence[float]]] = []
+        for m in dict.fromkeys([*([self.baseline] if self.baseline else []), *methods]):
+            out.extend(self.reference_rows.get(m, ()))
+        return out

@@ -1,0 +1,18 @@
+"""Noise-tolerant audio-visual action recognition (noisy labels and noisy correspondence).
+
+* ``model``: modal-specific encoders, the classifier and the prototype sets.
+* ``losses``: Sinkhorn-Knopp, cross-modal noise estimation (omega), instance- and category-level
+  losses, kNN label correction, the hybrid loss and the rank AUC.
+* ``train``: ``Config`` and ``fit``.
+"""
+
+from trainables.core.method import MethodSpec
+
+METHOD = MethodSpec(
+    name="avar",
+    task="avar",
+    config="trainables.methods.avar.train:Config",
+    fit="trainables.methods.avar.train:fit",
+    check="trainables.methods.avar.train:check_spec",
+    description="Noise-tolerant AV action recognition: omega-weighted contrast, kNN correction",
+)

@@ -1,0 +1,15 @@
+"""HAN (Tian et al., 2020): the hybrid attention network trained on weak labels.
+
+``train``: ``Config`` (the HAN paper's defaults, shared by every HAN-based method) and ``fit``.
+"""
+
+from trainables.core.method import MethodSpec
+
+METHOD = MethodSpec(
+    name="han",
+    task="avvp",
+    config="trainables.methods.han.train:Config",
+    fit="trainables.methods.han.train:fit",
+    description="HAN on weak labels (optional label smoothing, oracle modality labels, MA's CL)",
+    reference="han",
+)

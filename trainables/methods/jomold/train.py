@@ -1,0 +1,543 @@
+"""JoMoLD: joint-modal label denoising for weakly supervised audio-visual video parsing.
+
+Pipeline (from the paper; paper first, official-code behaviour as named options):
+
+1. **Noise estimator**: HAN trained on the weak labels with the cross-modal attention off. Its
+   train-set audio/visual probabilities are cached on disk, keyed by the data fingerprint, the
+   estimator config and the seed (:func:`ensure_estimator`), so a sweep over ``theta`` trains it
+   once.
+2. **Noise ratios** (Eq. 1, :func:`estimate_noise_ratios`): for class ``c``,
+   ``r[c] = #{i : y[i,c] = 1 and p[i,c] / mean_j p[j,c] < theta} / #{i : y[i,c] = 1}`` with the
+   mean over all training videos (``theta_a`` audio, ``theta_v`` visual).
+   ``ratio_mode="official"`` (:func:`estimate_noise_ratios_official`) multiplies the probability
+   by the smoothed label before dividing, and divides by the mean over batches of each batch's
+   mean of the raw probability.
+3. **Denoising training** (Algorithm 1): per batch, a no-grad forward with the cross-attention
+   skipped gives per-label BCE losses ``L_a``, ``L_v``; :func:`select_noisy` marks labels to
+   remove from ``y_a``/``y_v``; the full model (cross-attention on) trains on ``y, y_a, y_v``.
+   The probe runs in eval mode (ours: no dropout noise in the ranking) or, with
+   ``probe_train_mode`` (official code), in training mode. Under torch.distributed the losses
+   are all-gathered so the selection ranks over the global batch.
+4. **Warm-up**: ratios ramp linearly from 0 over ``warmup_epochs`` (``warmup_mode="paper"``), or
+   no denoising in the first epoch and full ratios after (``"official"``).
+5. "w/ CL": the audio-visual contrastive term of MA (:func:`contrastive_loss`, ``cl_weight``),
+   in the estimator and in the denoising stage, as the official code does.
+
+``Config.from_preset("official")`` sets every official-code behaviour at once; see
+:data:`PRESETS` for which settings the paper states and which only the official code has.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from trainables.methods.han import train as han
+from trainables.core import dist as cd
+from trainables.core import loop as tc
+from trainables.tasks.avvp import eval as ae
+from trainables.data.format import atomic_path, cache_root, fingerprint
+# contrastive_loss is JoMoLD's public "w/ CL" term; it lives beside HAN's loss, which it extends.
+from trainables.tasks.avvp.han import contrastive_loss, han_loss, per_label_bce  # noqa: F401
+from trainables.core.seed import set_seed
+
+log = logging.getLogger(__name__)
+
+# (video, audio, visual) BCE weights of the official code: its estimator weighs the three
+# terms equally, its denoising stage doubles the audio term.
+OFFICIAL_ESTIMATOR_WEIGHTS = (1.0, 1.0, 1.0)
+OFFICIAL_LOSS_WEIGHTS = (1.0, 2.0, 1.0)
+
+# Named bundles of settings (Config.from_preset). The paper states theta, the warm-up, the
+# estimator (HAN without cross-attention) and the "w/ CL" rows; everything in "official" beyond
+# cl_weight is found only in the official code: visual label smoothing 0.9 in both stages, the
+# loss weights, dropout 0.5 before the classifier, the selection probe in training mode, the
+# ratio variant, the epoch-1 warm-up and model selection by validation event-level audio F.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "official": dict(loss_preset="official", ratio_mode="official", warmup_mode="official",
+                     smooth_v=0.9, cls_dropout=0.5, cl_weight=1.0, probe_train_mode=True,
+                     select_metric="val/event_A"),
+}
+
+
+@dataclass
+class Config(han.Config):
+    """JoMoLD configuration: HAN's fields plus the denoising ones (defaults: the paper's).
+
+    Attributes:
+        theta_a: Audio noise threshold of Eq. 1.
+        theta_v: Visual noise threshold of Eq. 1 (>1 is normal: probabilities are normalised by
+            the class mean).
+        warmup_epochs: Epochs over which the ratios ramp linearly from 0 (``warmup_mode="paper"``).
+        warmup_mode: ``"paper"`` (linear ramp) or ``"official"`` (none in epoch 1, full after).
+        ratio_mode: ``"paper"`` (Eq. 1), ``"official"`` (smoothed-label product, batch means) or
+            ``"oracle"`` (ours, a diagnostic: the true per-class noise ratios from LLP-sim's hidden
+            truth, which separates errors of Eq. 1 from errors of the selection; needs truth).
+        loss_preset: ``"paper"`` (the ``w_*`` fields in both stages) or ``"official"``
+            (estimator video 1 / audio 1 / visual 1, denoising video 1 / audio 2 / visual 1).
+        estimator_epochs: Epochs of the noise estimator.
+        ratio_batch_size: Batch size of the per-batch means in ``ratio_mode="official"``.
+        probe_train_mode: Run the selection probe in training mode, dropout on (official code);
+            default eval mode (ours).
+
+    The contrastive term (``cl_weight``, ``cl_temperature``, ``cl_smoothing``) and
+    ``cls_dropout`` are HAN fields, so the estimator inherits them, as in the official code.
+    """
+
+    theta_a: float = 0.6
+    theta_v: float = 1.8
+    warmup_epochs: float = 0.9
+    warmup_mode: str = "paper"
+    ratio_mode: str = "paper"
+    loss_preset: str = "paper"
+    estimator_epochs: int = 25
+    ratio_batch_size: int = 128
+    probe_train_mode: bool = False
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "Config":
+        """The :data:`PRESETS` bundle ``name`` with ``overrides`` on top."""
+        if name not in PRESETS:
+            raise ValueError(f"unknown JoMoLD preset {name!r}; expected one of {sorted(PRESETS)}")
+        return cls(**{**PRESETS[name], **overrides})
+
+    def validate(self) -> None:
+        super().validate()
+        if self.warmup_mode not in ("paper", "official"):
+            raise ValueError(f"warmup_mode must be 'paper' or 'official', got {self.warmup_mode!r}")
+        if self.ratio_mode not in ("paper", "official", "oracle"):
+            raise ValueError("ratio_mode must be 'paper', 'official' or 'oracle', "
+                             f"got {self.ratio_mode!r}")
+        if self.loss_preset not in ("paper", "official"):
+            raise ValueError(f"loss_preset must be 'paper' or 'official', got {self.loss_preset!r}")
+        if self.ratio_batch_size < 1:
+            raise ValueError(f"ratio_batch_size must be >= 1, got {self.ratio_batch_size}")
+        if self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
+        if self.estimator_epochs < 1:
+            raise ValueError(f"estimator_epochs must be >= 1, got {self.estimator_epochs}")
+        if self.label_source != "weak":
+            raise ValueError("jomold trains on weak labels; label_source must be 'weak'")
+
+    @property
+    def loss_weights(self) -> tuple[float, float, float]:
+        if self.loss_preset == "official":
+            return OFFICIAL_LOSS_WEIGHTS
+        return (self.w_video, self.w_audio, self.w_visual)
+
+
+# --------------------------------------------------------------------------------------------
+# Selection and ratios (public, vectorised over classes)
+# --------------------------------------------------------------------------------------------
+
+def _ranks(x: torch.Tensor, mask: torch.Tensor, descending: bool) -> torch.Tensor:
+    """Per-column rank (0 = first) of the masked entries of ``x`` (B, C); ties go to the lower
+    row index. Unmasked entries rank after every masked one."""
+    fill = float("-inf") if descending else float("inf")
+    key = torch.where(mask, x, torch.full_like(x, fill))
+    order = torch.sort(key, dim=0, descending=descending, stable=True).indices
+    ar = torch.arange(x.shape[0], device=x.device).unsqueeze(1).expand_as(order)
+    return torch.empty_like(order).scatter_(0, order, ar)
+
+
+def select_noisy(loss_a: torch.Tensor, loss_v: torch.Tensor, labels: torch.Tensor,
+                 ratio_a: torch.Tensor, ratio_v: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """JoMoLD's per-batch noisy-label selection (Algorithm 1), vectorised over classes.
+
+    For class ``c`` with ``B'`` positives in the batch and ``M = floor(r[c] * B')``: the audio
+    label of a positive video is noisy if its audio loss is among the ``M_a`` highest audio losses
+    *and* its visual loss among the ``M_a`` lowest visual losses of the class's positives
+    (``M_a`` from ``ratio_a``); visual labels likewise with the roles swapped (``M_v`` from
+    ``ratio_v``). Ties rank the lower batch index first.
+
+    Args:
+        loss_a: (B, C) per-label audio BCE.
+        loss_v: (B, C) per-label visual BCE.
+        labels: (B, C) weak labels (positive where > 0).
+        ratio_a: (C,) audio noise ratios.
+        ratio_v: (C,) visual noise ratios.
+
+    Returns:
+        ``(remove_a, remove_v)``, boolean (B, C).
+    """
+    if loss_a.shape != loss_v.shape or loss_a.shape != labels.shape or loss_a.dim() != 2:
+        raise ValueError(f"loss_a, loss_v and labels must share one (B, C) shape; got "
+                         f"{tuple(loss_a.shape)}, {tuple(loss_v.shape)}, {tuple(labels.shape)}")
+    pos = labels > 0
+    la, lv = loss_a.float(), loss_v.float()
+    n_pos = pos.sum(dim=0).double()
+    # floor in float64 so M matches int(float(r) * B') exactly.
+    m_a = torch.floor(ratio_a.to(la.device).double() * n_pos).long()
+    m_v = torch.floor(ratio_v.to(la.device).double() * n_pos).long()
+    hi_a, lo_a = _ranks(la, pos, True), _ranks(la, pos, False)
+    hi_v, lo_v = _ranks(lv, pos, True), _ranks(lv, pos, False)
+    remove_a = pos & (hi_a < m_a) & (lo_v < m_a)
+    remove_v = pos & (hi_v < m_v) & (lo_a < m_v)
+    return remove_a, remove_v
+
+
+def _ratio(normalised: torch.Tensor, pos: torch.Tensor, theta: float) -> torch.Tensor:
+    noisy = (pos & (normalised < theta)).sum(dim=0).double()
+    return noisy / pos.sum(dim=0).clamp(min=1).double()
+
+
+def estimate_noise_ratios(p_a: torch.Tensor, p_v: torch.Tensor, labels: torch.Tensor,
+                          theta_a: float, theta_v: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """Class-wise noise ratios, JoMoLD Eq. 1 (paper mode).
+
+    ``r[c]`` is the share of the positive training labels of class ``c`` whose estimator
+    probability divided by the class mean probability (mean over *all* training videos) is below
+    ``theta``. Classes without positives get 0. Computed in float64.
+
+    Args:
+        p_a: (N, C) estimator audio probabilities on the train split.
+        p_v: (N, C) visual probabilities.
+        labels: (N, C) weak labels.
+        theta_a: Audio threshold.
+        theta_v: Visual threshold.
+
+    Returns:
+        ``(ratio_a, ratio_v)``, float64 (C,).
+    """
+    pos = labels > 0
+    pa, pv = p_a.double(), p_v.double()
+    return (_ratio(pa / pa.mean(dim=0), pos, theta_a), _ratio(pv / pv.mean(dim=0), pos, theta_v))
+
+
+def estimate_noise_ratios_official(p_a: torch.Tensor, p_v: torch.Tensor, labels: torch.Tensor,
+                                   theta_a: float, theta_v: float, *, smooth_a: float = 1.0,
+                                   smooth_v: float = 0.9, batch_size: int = 128
+                                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """The official code's ratio variant (``ratio_mode="official"``).
+
+    For class ``c`` the compared quantity is ``p * y_s / m_c``: ``y_s = s*y + (1-s)*0.5`` the
+    smoothed label and ``m_c`` the mean over consecutive batches of ``batch_size`` videos (in
+    stored order; the last batch may be smaller) of each batch's mean of the *raw* ``p``. The
+    ratio is the share of the positive labels of ``c`` below ``theta``. Float64.
+
+    Args:
+        p_a: (N, C) estimator audio probabilities on the train split, in stored order.
+        p_v: (N, C) visual probabilities.
+        labels: (N, C) weak labels.
+        theta_a: Audio threshold.
+        theta_v: Visual threshold.
+        smooth_a: Audio label smoothing of the numerator (official: 1.0).
+        smooth_v: Visual label smoothing of the numerator (official: 0.9).
+        batch_size: Batch size of the per-batch means (official: the training batch, 128).
+
+    Returns:
+        ``(ratio_a, ratio_v)``, float64 (C,).
+    """
+    pos = labels > 0
+    y = labels.double()
+    batch = torch.arange(y.shape[0], device=y.device) // batch_size
+    nb = int(batch[-1].item()) + 1 if len(batch) else 0
+    counts = torch.bincount(batch, minlength=nb).double().unsqueeze(1)
+
+    def one(p: torch.Tensor, s: float, theta: float) -> torch.Tensor:
+        p = p.double()
+        sums = torch.zeros(nb, p.shape[1], dtype=p.dtype, device=p.device).index_add_(0, batch, p)
+        return _ratio(p * ae.smooth(y, s) / (sums / counts).mean(dim=0), pos, theta)
+
+    return one(p_a, smooth_a, theta_a), one(p_v, smooth_v, theta_v)
+
+
+def warmup_factor(progress: float, warmup_epochs: float, mode: str = "paper") -> float:
+    """Scale of the noise ratios after ``progress`` epochs (fractional) of denoising training."""
+    if mode == "official":
+        return 0.0 if progress < 1.0 else 1.0
+    if warmup_epochs <= 0:
+        return 1.0
+    return min(1.0, progress / warmup_epochs)
+
+
+# --------------------------------------------------------------------------------------------
+# The cached noise estimator
+# --------------------------------------------------------------------------------------------
+
+@dataclass
+class EstimatorPreds:
+    """Cached train-split predictions of the noise estimator.
+
+    Attributes:
+        path: Cache file.
+        key: Cache key (data fingerprint + estimator config + seed).
+        p_a: (N, C) audio probabilities (float32, CPU).
+        p_v: (N, C) visual probabilities.
+        video_ids: Train video ids, in the stored order.
+        metrics: The estimator's own selected-epoch metrics.
+    """
+
+    path: Path
+    key: str
+    p_a: torch.Tensor
+    p_v: torch.Tensor
+    video_ids: list[str]
+    metrics: dict[str, float]
+
+
+def estimator_config(cfg: Config) -> han.Config:
+    """The HAN config of the noise estimator: ``cfg``'s HAN fields, cross-attention off, trained
+    for ``estimator_epochs``."""
+    base = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(han.Config)}
+    base.update(epochs=cfg.estimator_epochs, with_ca=False, label_source="weak")
+    est = han.Config(**base)
+    if cfg.loss_preset == "official":
+        est.w_video, est.w_audio, est.w_visual = OFFICIAL_ESTIMATOR_WEIGHTS
+    return est
+
+
+def estimator_key(cfg: Config, data_path) -> str:
+    """Cache key: data fingerprint, estimator config (seed included)."""
+    est = dataclasses.asdict(estimator_config(cfg))
+    # feature storage does not change what is learned enough to retrain; keep it out of the key.
+    est.pop("feature_dtype", None)
+    blob = json.dumps({"data": fingerprint(data_path), "estimator": est}, sort_keys=True)
+    return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def _read_estimator(path: Path, key: str) -> EstimatorPreds:
+    d = torch.load(path, map_location="cpu", weights_only=True)
+    if d.get("key") != key:
+        raise ValueError(f"{path}: estimator cache holds key {d.get('key')!r}, expected {key!r}")
+    return EstimatorPreds(path, key, d["p_a"], d["p_v"], list(d["video_ids"]), dict(d["metrics"]))
+
+
+def ensure_estimator(cfg: Config, data_path, device: str | torch.device | None = None, *,
+                     cache_dir: str | os.PathLike | None = None, data: dict | None = None,
+                     reporter: tc.Reporter | None = None) -> EstimatorPreds:
+    """Returns the noise estimator's train-split predictions, training it only if not cached.
+
+    The cache file is ``<cache_dir or cache_root()/estimators>/<key>.pt``, written atomically.
+    Under torch.distributed every rank trains (DDP), rank 0 writes, and all ranks read.
+
+    Args:
+        cfg: JoMoLD config (its HAN fields, ``estimator_epochs`` and ``seed`` define the estimator).
+        data_path: AVVP data set.
+        device: Torch device.
+        cache_dir: Override of the cache directory.
+        data: Already-resident splits (from ``han.load_data``), to avoid reloading.
+        reporter: Optional reporter for the estimator's epochs.
+
+    Returns:
+        The :class:`EstimatorPreds`.
+    """
+    key = estimator_key(cfg, data_path)
+    root = Path(cache_dir) if cache_dir is not None else cache_root() / "estimators"
+    path = root / f"{key}.pt"
+    if path.is_file():
+        return _read_estimator(path, key)
+    dev = cd.resolve_device(device)
+    est_cfg = estimator_config(cfg)
+    if data is None:
+        data = han.load_data(est_cfg, data_path, dev)
+    # The estimator's test scores are not needed: skip the test pass.
+    metrics, model = han.train_model(est_cfg, data, dev, reporter=reporter, test=False)
+    probs = ae.predict(model, data["train"], with_ca=False)
+    rank, _ = cd.dist_info()
+    if rank == 0:
+        blob = {"key": key, "p_a": probs["a_prob"].float().cpu(), "p_v": probs["v_prob"].float().cpu(),
+                "video_ids": list(data["train"].video_ids), "metrics": dict(metrics),
+                "config": dataclasses.asdict(est_cfg)}
+        with atomic_path(path, suffix=".pt") as tmp:
+            torch.save(blob, tmp)
+    if cd.dist_info()[1] > 1:
+        dist.barrier()
+    return _read_estimator(path, key)
+
+
+def oracle_noise_ratios(train: Any) -> tuple[torch.Tensor, torch.Tensor]:
+    """True per-class noise ratios of a split with hidden truth (``ratio_mode="oracle"``).
+
+    Classes without a positive weak label get ratio 0 (nothing to remove).
+
+    Raises:
+        ValueError: The split has no hidden truth (real LLP).
+    """
+    if not train.has_truth:
+        raise ValueError("ratio_mode='oracle' needs a data set with hidden truth (LLP-sim)")
+    from trainables.tasks.avvp.denoise import true_noise_ratio
+
+    lab = (train.labels > 0).cpu().numpy()
+    out = []
+    for gt in (train.gt_audio, train.gt_visual):
+        r = true_noise_ratio(lab, (gt.amax(dim=1) > 0).cpu().numpy())
+        out.append(torch.from_numpy(r).nan_to_num(0.0).double())
+    return out[0], out[1]
+
+
+def noise_ratios(cfg: Config, est: EstimatorPreds, labels: torch.Tensor, train: Any = None
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ratios for ``cfg.ratio_mode`` from the estimator's predictions (or, for ``"oracle"``, from
+    ``train``'s hidden truth)."""
+    if cfg.ratio_mode == "oracle":
+        return oracle_noise_ratios(train)
+    p_a, p_v, y = est.p_a, est.p_v, labels.cpu()
+    if cfg.ratio_mode == "official":
+        return estimate_noise_ratios_official(p_a, p_v, y, cfg.theta_a, cfg.theta_v,
+                                              smooth_a=cfg.smooth_a, smooth_v=cfg.smooth_v,
+                                              batch_size=cfg.ratio_batch_size)
+    return estimate_noise_ratios(p_a, p_v, y, cfg.theta_a, cfg.theta_v)
+
+
+# --------------------------------------------------------------------------------------------
+# Training
+# --------------------------------------------------------------------------------------------
+
+def select_batch(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], y_local: torch.Tensor,
+                 y_global: torch.Tensor, ratio_a: torch.Tensor, ratio_v: torch.Tensor, *,
+                 targets: tuple[torch.Tensor, torch.Tensor] | None = None,
+                 train_mode: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
+    """Algorithm 1's selection for one global batch.
+
+    A no-grad forward with the cross-attention skipped on this rank's rows gives per-label BCE
+    losses against the modality targets; they are all-gathered (rank order = global batch order)
+    and :func:`select_noisy` ranks them over the *global* batch, so every rank gets the same
+    answer whatever the number of ranks. Eval mode (the default) keeps dropout out of the
+    selection; ``train_mode`` runs it with dropout on, as the official code does.
+
+    Args:
+        model: The model in training (plain or DDP-wrapped).
+        inputs: ``(audio, visual, motion)`` of this rank's rows, which must be its
+            :func:`trainables.core.loop.shard_slice` of the global batch.
+        y_local: (b, C) weak labels of this rank's rows.
+        y_global: (B, C) weak labels of the whole global batch.
+        ratio_a: (C,) audio ratios (already scaled by the warm-up factor).
+        ratio_v: (C,) visual ratios.
+        targets: ``(y_a, y_v)`` of this rank's rows that the losses are taken against (the
+            smoothed labels the model trains on; default ``y_local`` for both).
+        train_mode: Probe in training mode (dropout on).
+
+    Returns:
+        ``(remove_a, remove_v)``, boolean (B, C) over the global batch.
+    """
+    raw = cd.unwrap(model)
+    was_training = raw.training
+    raw.train(train_mode)
+    try:
+        with torch.no_grad(), cd.autocast(y_local.device):
+            probe = raw(*inputs, with_ca=False)
+    finally:
+        raw.train(was_training)
+    sizes = cd.shard_sizes(y_global.shape[0], cd.dist_info()[1])
+    t_a, t_v = targets if targets is not None else (y_local, y_local)
+    la = cd.all_gather_cat(per_label_bce(probe.a_prob, t_a), sizes)
+    lv = cd.all_gather_cat(per_label_bce(probe.v_prob, t_v), sizes)
+    return select_noisy(la, lv, y_global, ratio_a, ratio_v)
+
+
+def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
+        resume_state: dict | None = None, device: str | torch.device | None = None,
+        estimator_cache_dir: str | os.PathLike | None = None,
+        estimator_reporter: tc.Reporter | None = None) -> dict[str, float]:
+    """Runs JoMoLD: (cached) estimator, noise ratios, denoising training, test.
+
+    Args:
+        cfg: Configuration.
+        data_path: AVVP data set.
+        reporter: ``reporter(epoch, metrics, state_fn)`` after every denoising epoch; on LLP-sim
+            the metrics include ``denoise/...`` (removed labels vs the hidden truth, over the
+            epoch) and ``noise_ratio/mae_*``.
+        resume_state: A dict from ``state_fn()``; its refined-label state (ratios, estimator key)
+            is reused.
+        device: Torch device.
+        estimator_cache_dir: Override of the estimator cache directory.
+        estimator_reporter: Reporter for the estimator's epochs (only when it is trained).
+
+    Returns:
+        The selected epoch's metrics, ``test/...``, ``best_epoch``, ``time/ratios_s``.
+    """
+    cfg.validate()
+    dev = cd.resolve_device(device)
+    data = han.load_data(cfg, data_path, dev)
+    train = data["train"]
+    y = train.labels
+    n_cls = y.shape[1]
+
+    if resume_state is not None and "extra" in resume_state:
+        extra = resume_state["extra"]
+        key = extra["estimator_key"]
+        ratio_a, ratio_v = extra["ratio_a"].double(), extra["ratio_v"].double()
+        t_ratio = 0.0
+    elif cfg.ratio_mode == "oracle":
+        # The true ratios need no estimator.
+        key = "oracle"
+        t0 = time.perf_counter()
+        ratio_a, ratio_v = oracle_noise_ratios(train)
+        t_ratio = time.perf_counter() - t0
+    else:
+        est = ensure_estimator(cfg, data_path, dev, cache_dir=estimator_cache_dir, data=data,
+                               reporter=estimator_reporter)
+        if est.video_ids != list(train.video_ids):
+            raise ValueError(f"{est.path}: estimator predictions are for other train videos")
+        key = est.key
+        t0 = time.perf_counter()
+        ratio_a, ratio_v = noise_ratios(cfg, est, y, train)
+        t_ratio = time.perf_counter() - t0
+    ratio_a_dev, ratio_v_dev = ratio_a.to(dev), ratio_v.to(dev)
+
+    seed = set_seed(cfg.seed)
+    log.info("jomold seed=%d estimator=%s", seed, key)
+    model = han.build_model(cfg, train, dev)
+    y_a_full, y_v_full = ae.smooth(y, cfg.smooth_a), ae.smooth(y, cfg.smooth_v)
+    weights = cfg.loss_weights
+    removed = {"a": torch.zeros_like(y, dtype=torch.bool), "v": torch.zeros_like(y, dtype=torch.bool)}
+
+    def step(net, info: tc.StepInfo) -> torch.Tensor:
+        gidx, idx = info.global_idx, info.local_idx
+        inputs = ae.batch_inputs(train, idx, dev)
+        f = warmup_factor(info.progress, cfg.warmup_epochs, cfg.warmup_mode)
+        rem_a, rem_v = select_batch(net, inputs, y[idx], y[gidx], ratio_a_dev * f,
+                                    ratio_v_dev * f, targets=(y_a_full[idx], y_v_full[idx]),
+                                    train_mode=cfg.probe_train_mode)
+        removed["a"][gidx] = rem_a
+        removed["v"][gidx] = rem_v
+        ya = y_a_full[idx] * (~rem_a[info.local]).float()
+        yv = y_v_full[idx] * (~rem_v[info.local]).float()
+        with cd.autocast(dev):
+            out = net(*inputs, with_ca=True)
+        loss = han_loss(out, y[idx], ya, yv, weights, reduction="sum")
+        return loss * (info.world / (len(gidx) * n_cls)) + han.contrastive_term(cfg, out)
+
+    def epoch_end(epoch: int) -> dict[str, float]:
+        m: dict[str, float] = {
+            "denoise/removed_frac_a": float(removed["a"].sum() / y.sum().clamp(min=1)),
+            "denoise/removed_frac_v": float(removed["v"].sum() / y.sum().clamp(min=1)),
+        }
+        if train.has_truth:
+            from trainables.tasks.avvp.denoise import denoise_quality, noise_ratio_mae
+
+            lab = (y > 0).cpu().numpy()
+            true_a = (train.gt_audio.amax(dim=1) > 0).cpu().numpy()
+            true_v = (train.gt_visual.amax(dim=1) > 0).cpu().numpy()
+            m.update({k: float(v) for k, v in denoise_quality(
+                removed["a"].cpu().numpy(), removed["v"].cpu().numpy(), lab, true_a,
+                true_v).items()})
+            m.update({k: float(v) for k, v in noise_ratio_mae(
+                ratio_a.cpu().numpy(), ratio_v.cpu().numpy(), lab, true_a, true_v).items()})
+        removed["a"].zero_()
+        removed["v"].zero_()
+        return m
+
+    def extra_state() -> dict[str, Any]:
+        return {"estimator_key": key, "ratio_a": ratio_a.cpu(), "ratio_v": ratio_v.cpu()}
+
+    result = tc.fit_loop(cfg=cfg, model=model, data=data, device=dev, step_fn=step,
+                         evaluate_fn=ae.evaluator(cfg, data), reporter=reporter,
+                         resume_state=resume_state, epoch_end_fn=epoch_end,
+                         extra_state_fn=extra_state)
+    result["time/ratios_s"] = t_ratio
+    result["seed"] = float(seed)
+    return result

@@ -1,1 +1,0 @@
-"""Plain-PyTorch metrics."""
