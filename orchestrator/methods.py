@@ -15,13 +15,12 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import importlib.util
-import pkgutil
 from functools import lru_cache
 from types import ModuleType
 from collections.abc import Callable
 from typing import Any
 
-from trainables.core.method import MethodSpec, TaskSpec, resolve
+from trainables.core.method import MethodSpec, TaskSpec, discover_specs, resolve
 
 
 @lru_cache(maxsize=1)
@@ -29,16 +28,7 @@ def discover() -> dict[str, MethodSpec]:
     """Every method under ``trainables/methods/``, by name."""
     import trainables.methods as pkg
 
-    out: dict[str, MethodSpec] = {}
-    for m in pkgutil.iter_modules(pkg.__path__):
-        if m.name.startswith("_") or not m.ispkg:
-            continue
-        spec = getattr(importlib.import_module(f"{pkg.__name__}.{m.name}"), "METHOD", None)
-        if isinstance(spec, MethodSpec):
-            if spec.name in out:
-                raise RuntimeError(f"two methods are named {spec.name!r}")
-            out[spec.name] = spec
-    return dict(sorted(out.items()))
+    return discover_specs(pkg, "METHOD", MethodSpec, packages_only=True)
 
 
 def get_task(name: str) -> TaskSpec:

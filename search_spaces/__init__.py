@@ -2,24 +2,15 @@
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
-
 from search_spaces.base import SweepSpec
+from trainables.core.method import discover_specs
 
 
 def registry() -> dict[str, SweepSpec]:
     """All named sweeps, by name (modules in this package that define ``SPEC``)."""
-    out: dict[str, SweepSpec] = {}
-    for m in pkgutil.iter_modules(__path__):
-        if m.name.startswith("_") or m.name == "base":
-            continue
-        spec = getattr(importlib.import_module(f"{__name__}.{m.name}"), "SPEC", None)
-        if isinstance(spec, SweepSpec):
-            if spec.name in out:
-                raise RuntimeError(f"two sweeps are named {spec.name!r}")
-            out[spec.name] = spec
-    return dict(sorted(out.items()))
+    import search_spaces
+
+    return discover_specs(search_spaces, "SPEC", SweepSpec, skip=("base",))
 
 
 def get(name: str) -> SweepSpec:

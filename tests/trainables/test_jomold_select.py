@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.methods.jomold.train import (estimate_noise_ratios, estimate_noise_ratios_official,
+from trainables.methods.jomold.denoise import (estimate_noise_ratios, estimate_noise_ratios_official,
                                select_noisy, warmup_factor)
 
 

@@ -43,6 +43,29 @@ def resolve(ref: str) -> Any:
     return obj
 
 
+def discover_specs(package: Any, attr: str, cls: type, *, packages_only: bool = False,
+                   skip: Sequence[str] = ()) -> dict[str, Any]:
+    """The ``attr`` objects of type ``cls`` that the modules of ``package`` export, by ``.name``.
+
+    Used for methods (``trainables.methods.*.METHOD``) and sweeps (``search_spaces.*.SPEC``).
+
+    Raises:
+        RuntimeError: Two of them share a name.
+    """
+    import pkgutil
+
+    out: dict[str, Any] = {}
+    for m in pkgutil.iter_modules(package.__path__):
+        if m.name.startswith("_") or m.name in skip or (packages_only and not m.ispkg):
+            continue
+        spec = getattr(importlib.import_module(f"{package.__name__}.{m.name}"), attr, None)
+        if isinstance(spec, cls):
+            if spec.name in out:
+                raise RuntimeError(f"two {attr} objects are named {spec.name!r}")
+            out[spec.name] = spec
+    return dict(sorted(out.items()))
+
+
 @dataclass(frozen=True)
 class MethodSpec:
     """One method, as its package declares it.
@@ -60,6 +83,8 @@ class MethodSpec:
             ``fit`` keyword arguments, called inside the trial (RLLD's validation pool handle).
         extra_bundles: Optional ``"module:function"``, ``f(cfg) -> list[dict]`` of resource
             bundles appended to the trial's placement group.
+        module: Shorthand: the module that holds ``Config`` and ``fit`` (then ``config``/``fit``
+            default to it, and a hook given as a bare name is a function in it).
         check: Optional ``"module:function"``, ``f(cfg, data_spec)``, run at plan time for the
             checks that need the data (AVAR: batch size above the number of classes); raises
             ValueError.
@@ -70,8 +95,8 @@ class MethodSpec:
 
     name: str
     task: str
-    config: str
-    fit: str
+    config: str = ""
+    fit: str = ""
     description: str = ""
     prepare: str | None = None
     extra_kwargs: str | None = None
@@ -79,6 +104,20 @@ class MethodSpec:
     check: str | None = None
     reference: str | None = None
     smoke: Mapping[str, Any] = field(default_factory=dict)
+    module: str = ""
+
+    def __post_init__(self) -> None:
+        # ``module="pkg.train"`` is shorthand: Config and fit live there, and hooks given as a bare
+        # function name are looked up there too.
+        if self.module:
+            for attr, default in (("config", "Config"), ("fit", "fit")):
+                object.__setattr__(self, attr, getattr(self, attr) or f"{self.module}:{default}")
+            for hook in ("prepare", "extra_kwargs", "extra_bundles", "check"):
+                ref = getattr(self, hook)
+                if ref and ":" not in ref:
+                    object.__setattr__(self, hook, f"{self.module}:{ref}")
+        if not self.config or not self.fit:
+            raise ValueError(f"method {self.name!r}: give module=..., or config= and fit=")
 
     def config_class(self) -> type:
         return resolve(self.config)

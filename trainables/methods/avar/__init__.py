@@ -11,8 +11,7 @@ from trainables.core.method import MethodSpec
 METHOD = MethodSpec(
     name="avar",
     task="avar",
-    config="trainables.methods.avar.train:Config",
-    fit="trainables.methods.avar.train:fit",
-    check="trainables.methods.avar.train:check_spec",
+    module="trainables.methods.avar.train",
+    check="check_spec",
     description="Noise-tolerant AV action recognition: omega-weighted contrast, kNN correction",
 )

@@ -61,6 +61,7 @@ from trainables.methods.avar.model import AVARNet
 from trainables.data.format import read_meta
 from trainables.core.dist import dist_info
 from trainables.core.loop import Reporter, fit_loop
+from trainables.core.config import check_fields, from_preset
 from trainables.core.seed import set_seed
 
 VARIANTS = ("late_fusion_ce", "none", "ins", "cat", "full")
@@ -156,25 +157,15 @@ class Config:
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "Config":
         """The :data:`PRESETS` bundle ``name`` with ``overrides`` on top."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown AVAR preset {name!r}; expected one of {sorted(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        return from_preset(cls, PRESETS, "AVAR", name, overrides)
 
     def validate(self) -> None:
         """Raises ValueError naming the bad key (checks that need the data: :func:`check_data`)."""
-        if self.variant not in VARIANTS:
-            raise ValueError(f"variant must be one of {VARIANTS}, got {self.variant!r}")
-        for key in ("epochs", "batch_size", "eval_chunk", "knn_k", "sinkhorn_iters"):
-            if getattr(self, key) < 1:
-                raise ValueError(f"{key} must be >= 1, got {getattr(self, key)}")
-        for key in ("lr", "tau1", "tau2", "tau_cat", "sinkhorn_eps"):
-            if not getattr(self, key) > 0:
-                raise ValueError(f"{key} must be > 0, got {getattr(self, key)}")
-        for key in ("alpha_start", "alpha_end"):
-            if not 0.0 <= getattr(self, key) <= 1.0:
-                raise ValueError(f"{key} must be in [0, 1], got {getattr(self, key)}")
-        if self.warmup_epochs < 0 or self.top_n < 0 or self.weight_decay < 0:
-            raise ValueError("warmup_epochs, top_n and weight_decay must be >= 0")
+        check_fields(self, choices={"variant": VARIANTS},
+                     at_least_one=("epochs", "batch_size", "eval_chunk", "knn_k", "sinkhorn_iters"),
+                     positive=("lr", "tau1", "tau2", "tau_cat", "sinkhorn_eps"),
+                     non_negative=("warmup_epochs", "top_n", "weight_decay"),
+                     unit=("alpha_start", "alpha_end"))
 
 
 def phase_of(cfg: Config, epoch: int) -> str:

@@ -8,8 +8,7 @@ from trainables.core.method import MethodSpec
 METHOD = MethodSpec(
     name="han",
     task="avvp",
-    config="trainables.methods.han.train:Config",
-    fit="trainables.methods.han.train:fit",
+    module="trainables.methods.han.train",
     description="HAN on weak labels (optional label smoothing, oracle modality labels, MA's CL)",
     reference="han",
 )

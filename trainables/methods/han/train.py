@@ -26,7 +26,9 @@ from trainables.core import dist as cd
 from trainables.core import loop as tc
 from trainables.tasks.avvp import eval as ae
 from trainables.tasks.avvp.han import HAN, contrastive_loss, han_loss
+from trainables.core.config import check_fields
 from trainables.core.seed import set_seed
+from trainables.tasks.avvp.metrics import PROTOCOLS
 
 log = logging.getLogger(__name__)
 
@@ -88,25 +90,12 @@ class Config:
 
     def validate(self) -> None:
         """Raises ValueError naming the bad key."""
-        if self.label_source not in ("weak", "oracle"):
-            raise ValueError(f"label_source must be 'weak' or 'oracle', got {self.label_source!r}")
-        if self.protocol not in ("han", "jomold"):
-            raise ValueError(f"protocol must be 'han' or 'jomold', got {self.protocol!r}")
-        for k in ("smooth_a", "smooth_v", "cl_smoothing"):
-            if not 0.0 <= getattr(self, k) <= 1.0:
-                raise ValueError(f"{k} must be in [0, 1], got {getattr(self, k)}")
-        for k in ("epochs", "batch_size", "lr_step"):
-            if getattr(self, k) < 1:
-                raise ValueError(f"{k} must be >= 1, got {getattr(self, k)}")
+        check_fields(self, choices={"label_source": ("weak", "oracle"), "protocol": PROTOCOLS,
+                                    "feature_dtype": tuple(_DTYPES)},
+                     at_least_one=("epochs", "batch_size", "lr_step"), positive=("lr", "cl_temperature"),
+                     non_negative=("cl_weight",), unit=("smooth_a", "smooth_v", "cl_smoothing"))
         if not 0.0 <= self.cls_dropout < 1.0:
             raise ValueError(f"cls_dropout must be in [0, 1), got {self.cls_dropout}")
-        if self.cl_weight < 0:
-            raise ValueError(f"cl_weight must be >= 0, got {self.cl_weight}")
-        if self.cl_temperature <= 0:
-            raise ValueError(f"cl_temperature must be > 0, got {self.cl_temperature}")
-        if self.feature_dtype not in _DTYPES:
-            raise ValueError(f"feature_dtype must be one of {sorted(_DTYPES)}, "
-                             f"got {self.feature_dtype!r}")
 
     @property
     def loss_weights(self) -> tuple[float, float, float]:

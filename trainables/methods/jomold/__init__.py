@@ -9,10 +9,9 @@ from trainables.core.method import MethodSpec
 METHOD = MethodSpec(
     name="jomold",
     task="avvp",
-    config="trainables.methods.jomold.train:Config",
-    fit="trainables.methods.jomold.train:fit",
+    module="trainables.methods.jomold.train",
     description="JoMoLD: per-class noise ratios from a shared estimator, per-batch label removal",
-    prepare="trainables.methods.jomold.train:ensure_estimator",
+    prepare="ensure_estimator",
     reference="jomold",
     smoke={"estimator_epochs": 2},
 )

@@ -30,8 +30,6 @@ Pipeline (from the paper; paper first, official-code behaviour as named options)
 from __future__ import annotations
 
 import dataclasses
-import hashlib
-import json
 import logging
 import os
 import time
@@ -40,16 +38,19 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.distributed as dist
 
 from trainables.methods.han import train as han
 from trainables.core import dist as cd
 from trainables.core import loop as tc
 from trainables.tasks.avvp import eval as ae
-from trainables.data.format import atomic_path, cache_root, fingerprint
+from trainables.data.format import fingerprint
 # contrastive_loss is JoMoLD's public "w/ CL" term; it lives beside HAN's loss, which it extends.
 from trainables.tasks.avvp.han import contrastive_loss, han_loss, per_label_bce  # noqa: F401
+from trainables.core.config import check_fields, from_preset
 from trainables.core.seed import set_seed
+from trainables.core.stage_cache import cached_stage, stage_key
+from trainables.methods.jomold.denoise import (estimate_noise_ratios, estimate_noise_ratios_official,
+                                               select_noisy, warmup_factor)
 
 log = logging.getLogger(__name__)
 
@@ -108,25 +109,14 @@ class Config(han.Config):
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "Config":
         """The :data:`PRESETS` bundle ``name`` with ``overrides`` on top."""
-        if name not in PRESETS:
-            raise ValueError(f"unknown JoMoLD preset {name!r}; expected one of {sorted(PRESETS)}")
-        return cls(**{**PRESETS[name], **overrides})
+        return from_preset(cls, PRESETS, "JoMoLD", name, overrides)
 
     def validate(self) -> None:
         super().validate()
-        if self.warmup_mode not in ("paper", "official"):
-            raise ValueError(f"warmup_mode must be 'paper' or 'official', got {self.warmup_mode!r}")
-        if self.ratio_mode not in ("paper", "official", "oracle"):
-            raise ValueError("ratio_mode must be 'paper', 'official' or 'oracle', "
-                             f"got {self.ratio_mode!r}")
-        if self.loss_preset not in ("paper", "official"):
-            raise ValueError(f"loss_preset must be 'paper' or 'official', got {self.loss_preset!r}")
-        if self.ratio_batch_size < 1:
-            raise ValueError(f"ratio_batch_size must be >= 1, got {self.ratio_batch_size}")
-        if self.warmup_epochs < 0:
-            raise ValueError(f"warmup_epochs must be >= 0, got {self.warmup_epochs}")
-        if self.estimator_epochs < 1:
-            raise ValueError(f"estimator_epochs must be >= 1, got {self.estimator_epochs}")
+        check_fields(self, choices={"warmup_mode": ("paper", "official"),
+                                    "ratio_mode": ("paper", "official", "oracle"),
+                                    "loss_preset": ("paper", "official")},
+                     at_least_one=("ratio_batch_size", "estimator_epochs"), non_negative=("warmup_epochs",))
         if self.label_source != "weak":
             raise ValueError("jomold trains on weak labels; label_source must be 'weak'")
 
@@ -135,132 +125,6 @@ class Config(han.Config):
         if self.loss_preset == "official":
             return OFFICIAL_LOSS_WEIGHTS
         return (self.w_video, self.w_audio, self.w_visual)
-
-
-# --------------------------------------------------------------------------------------------
-# Selection and ratios (public, vectorised over classes)
-# --------------------------------------------------------------------------------------------
-
-def _ranks(x: torch.Tensor, mask: torch.Tensor, descending: bool) -> torch.Tensor:
-    """Per-column rank (0 = first) of the masked entries of ``x`` (B, C); ties go to the lower
-    row index. Unmasked entries rank after every masked one."""
-    fill = float("-inf") if descending else float("inf")
-    key = torch.where(mask, x, torch.full_like(x, fill))
-    order = torch.sort(key, dim=0, descending=descending, stable=True).indices
-    ar = torch.arange(x.shape[0], device=x.device).unsqueeze(1).expand_as(order)
-    return torch.empty_like(order).scatter_(0, order, ar)
-
-
-def select_noisy(loss_a: torch.Tensor, loss_v: torch.Tensor, labels: torch.Tensor,
-                 ratio_a: torch.Tensor, ratio_v: torch.Tensor
-                 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """JoMoLD's per-batch noisy-label selection (Algorithm 1), vectorised over classes.
-
-    For class ``c`` with ``B'`` positives in the batch and ``M = floor(r[c] * B')``: the audio
-    label of a positive video is noisy if its audio loss is among the ``M_a`` highest audio losses
-    *and* its visual loss among the ``M_a`` lowest visual losses of the class's positives
-    (``M_a`` from ``ratio_a``); visual labels likewise with the roles swapped (``M_v`` from
-    ``ratio_v``). Ties rank the lower batch index first.
-
-    Args:
-        loss_a: (B, C) per-label audio BCE.
-        loss_v: (B, C) per-label visual BCE.
-        labels: (B, C) weak labels (positive where > 0).
-        ratio_a: (C,) audio noise ratios.
-        ratio_v: (C,) visual noise ratios.
-
-    Returns:
-        ``(remove_a, remove_v)``, boolean (B, C).
-    """
-    if loss_a.shape != loss_v.shape or loss_a.shape != labels.shape or loss_a.dim() != 2:
-        raise ValueError(f"loss_a, loss_v and labels must share one (B, C) shape; got "
-                         f"{tuple(loss_a.shape)}, {tuple(loss_v.shape)}, {tuple(labels.shape)}")
-    pos = labels > 0
-    la, lv = loss_a.float(), loss_v.float()
-    n_pos = pos.sum(dim=0).double()
-    # floor in float64 so M matches int(float(r) * B') exactly.
-    m_a = torch.floor(ratio_a.to(la.device).double() * n_pos).long()
-    m_v = torch.floor(ratio_v.to(la.device).double() * n_pos).long()
-    hi_a, lo_a = _ranks(la, pos, True), _ranks(la, pos, False)
-    hi_v, lo_v = _ranks(lv, pos, True), _ranks(lv, pos, False)
-    remove_a = pos & (hi_a < m_a) & (lo_v < m_a)
-    remove_v = pos & (hi_v < m_v) & (lo_a < m_v)
-    return remove_a, remove_v
-
-
-def _ratio(normalised: torch.Tensor, pos: torch.Tensor, theta: float) -> torch.Tensor:
-    noisy = (pos & (normalised < theta)).sum(dim=0).double()
-    return noisy / pos.sum(dim=0).clamp(min=1).double()
-
-
-def estimate_noise_ratios(p_a: torch.Tensor, p_v: torch.Tensor, labels: torch.Tensor,
-                          theta_a: float, theta_v: float) -> tuple[torch.Tensor, torch.Tensor]:
-    """Class-wise noise ratios, JoMoLD Eq. 1 (paper mode).
-
-    ``r[c]`` is the share of the positive training labels of class ``c`` whose estimator
-    probability divided by the class mean probability (mean over *all* training videos) is below
-    ``theta``. Classes without positives get 0. Computed in float64.
-
-    Args:
-        p_a: (N, C) estimator audio probabilities on the train split.
-        p_v: (N, C) visual probabilities.
-        labels: (N, C) weak labels.
-        theta_a: Audio threshold.
-        theta_v: Visual threshold.
-
-    Returns:
-        ``(ratio_a, ratio_v)``, float64 (C,).
-    """
-    pos = labels > 0
-    pa, pv = p_a.double(), p_v.double()
-    return (_ratio(pa / pa.mean(dim=0), pos, theta_a), _ratio(pv / pv.mean(dim=0), pos, theta_v))
-
-
-def estimate_noise_ratios_official(p_a: torch.Tensor, p_v: torch.Tensor, labels: torch.Tensor,
-                                   theta_a: float, theta_v: float, *, smooth_a: float = 1.0,
-                                   smooth_v: float = 0.9, batch_size: int = 128
-                                   ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The official code's ratio variant (``ratio_mode="official"``).
-
-    For class ``c`` the compared quantity is ``p * y_s / m_c``: ``y_s = s*y + (1-s)*0.5`` the
-    smoothed label and ``m_c`` the mean over consecutive batches of ``batch_size`` videos (in
-    stored order; the last batch may be smaller) of each batch's mean of the *raw* ``p``. The
-    ratio is the share of the positive labels of ``c`` below ``theta``. Float64.
-
-    Args:
-        p_a: (N, C) estimator audio probabilities on the train split, in stored order.
-        p_v: (N, C) visual probabilities.
-        labels: (N, C) weak labels.
-        theta_a: Audio threshold.
-        theta_v: Visual threshold.
-        smooth_a: Audio label smoothing of the numerator (official: 1.0).
-        smooth_v: Visual label smoothing of the numerator (official: 0.9).
-        batch_size: Batch size of the per-batch means (official: the training batch, 128).
-
-    Returns:
-        ``(ratio_a, ratio_v)``, float64 (C,).
-    """
-    pos = labels > 0
-    y = labels.double()
-    batch = torch.arange(y.shape[0], device=y.device) // batch_size
-    nb = int(batch[-1].item()) + 1 if len(batch) else 0
-    counts = torch.bincount(batch, minlength=nb).double().unsqueeze(1)
-
-    def one(p: torch.Tensor, s: float, theta: float) -> torch.Tensor:
-        p = p.double()
-        sums = torch.zeros(nb, p.shape[1], dtype=p.dtype, device=p.device).index_add_(0, batch, p)
-        return _ratio(p * ae.smooth(y, s) / (sums / counts).mean(dim=0), pos, theta)
-
-    return one(p_a, smooth_a, theta_a), one(p_v, smooth_v, theta_v)
-
-
-def warmup_factor(progress: float, warmup_epochs: float, mode: str = "paper") -> float:
-    """Scale of the noise ratios after ``progress`` epochs (fractional) of denoising training."""
-    if mode == "official":
-        return 0.0 if progress < 1.0 else 1.0
-    if warmup_epochs <= 0:
-        return 1.0
-    return min(1.0, progress / warmup_epochs)
 
 
 # --------------------------------------------------------------------------------------------
@@ -304,15 +168,7 @@ def estimator_key(cfg: Config, data_path) -> str:
     est = dataclasses.asdict(estimator_config(cfg))
     # feature storage does not change what is learned enough to retrain; keep it out of the key.
     est.pop("feature_dtype", None)
-    blob = json.dumps({"data": fingerprint(data_path), "estimator": est}, sort_keys=True)
-    return hashlib.sha256(blob.encode()).hexdigest()[:16]
-
-
-def _read_estimator(path: Path, key: str) -> EstimatorPreds:
-    d = torch.load(path, map_location="cpu", weights_only=True)
-    if d.get("key") != key:
-        raise ValueError(f"{path}: estimator cache holds key {d.get('key')!r}, expected {key!r}")
-    return EstimatorPreds(path, key, d["p_a"], d["p_v"], list(d["video_ids"]), dict(d["metrics"]))
+    return stage_key({"data": fingerprint(data_path), "estimator": est})
 
 
 def ensure_estimator(cfg: Config, data_path, device: str | torch.device | None = None, *,
@@ -320,8 +176,7 @@ def ensure_estimator(cfg: Config, data_path, device: str | torch.device | None =
                      reporter: tc.Reporter | None = None) -> EstimatorPreds:
     """Returns the noise estimator's train-split predictions, training it only if not cached.
 
-    The cache file is ``<cache_dir or cache_root()/estimators>/<key>.pt``, written atomically.
-    Under torch.distributed every rank trains (DDP), rank 0 writes, and all ranks read.
+    The cache is :func:`trainables.core.stage_cache.cached_stage` (``estimators/<key>.pt``).
 
     Args:
         cfg: JoMoLD config (its HAN fields, ``estimator_epochs`` and ``seed`` define the estimator).
@@ -334,28 +189,21 @@ def ensure_estimator(cfg: Config, data_path, device: str | torch.device | None =
     Returns:
         The :class:`EstimatorPreds`.
     """
-    key = estimator_key(cfg, data_path)
-    root = Path(cache_dir) if cache_dir is not None else cache_root() / "estimators"
-    path = root / f"{key}.pt"
-    if path.is_file():
-        return _read_estimator(path, key)
-    dev = cd.resolve_device(device)
     est_cfg = estimator_config(cfg)
-    if data is None:
-        data = han.load_data(est_cfg, data_path, dev)
-    # The estimator's test scores are not needed: skip the test pass.
-    metrics, model = han.train_model(est_cfg, data, dev, reporter=reporter, test=False)
-    probs = ae.predict(model, data["train"], with_ca=False)
-    rank, _ = cd.dist_info()
-    if rank == 0:
-        blob = {"key": key, "p_a": probs["a_prob"].float().cpu(), "p_v": probs["v_prob"].float().cpu(),
-                "video_ids": list(data["train"].video_ids), "metrics": dict(metrics),
+
+    def train() -> dict[str, Any]:
+        dev = cd.resolve_device(device)
+        splits = data if data is not None else han.load_data(est_cfg, data_path, dev)
+        # The estimator's test scores are not needed: skip the test pass.
+        metrics, model = han.train_model(est_cfg, splits, dev, reporter=reporter, test=False)
+        probs = ae.predict(model, splits["train"], with_ca=False)
+        return {"p_a": probs["a_prob"].float().cpu(), "p_v": probs["v_prob"].float().cpu(),
+                "video_ids": list(splits["train"].video_ids), "metrics": dict(metrics),
                 "config": dataclasses.asdict(est_cfg)}
-        with atomic_path(path, suffix=".pt") as tmp:
-            torch.save(blob, tmp)
-    if cd.dist_info()[1] > 1:
-        dist.barrier()
-    return _read_estimator(path, key)
+
+    key = estimator_key(cfg, data_path)
+    d, path = cached_stage("estimators", key, train, cache_dir=cache_dir)
+    return EstimatorPreds(path, key, d["p_a"], d["p_v"], list(d["video_ids"]), dict(d["metrics"]))
 
 
 def oracle_noise_ratios(train: Any) -> tuple[torch.Tensor, torch.Tensor]:
