@@ -33,6 +33,11 @@ from trainables.tasks.avvp.metrics import PROTOCOLS
 log = logging.getLogger(__name__)
 
 
+# ``weak``: the weak labels (optionally smoothed); ``oracle``: the hidden true modality labels
+# (LLP-sim); ``vaplan``: VAPLAN's video-level pseudo labels from its CLIP/CLAP teachers.
+LABEL_SOURCES = ("weak", "oracle", "vaplan")
+
+
 @dataclass
 class Config:
     """HAN training configuration (defaults: the HAN paper's).
@@ -47,7 +52,8 @@ class Config:
         d_model: Hidden size.
         smooth_a: Audio label smoothing ``s``: target ``s*y + (1-s)*0.5`` (1 = none).
         smooth_v: Visual label smoothing ``s`` (the official HAN code used 0.9).
-        label_source: ``"weak"`` or ``"oracle"`` (true modality labels; LLP-sim only).
+        label_source: ``"weak"``, ``"oracle"`` (true modality labels; LLP-sim only) or
+            ``"vaplan"`` (VAPLAN's PLG video-level pseudo labels, :func:`vaplan_targets`).
         w_video: Weight of the video-level BCE.
         w_audio: Weight of the audio-level BCE.
         w_visual: Weight of the visual-level BCE.
@@ -90,7 +96,7 @@ class Config:
 
     def validate(self) -> None:
         """Raises ValueError naming the bad key."""
-        check_fields(self, choices={"label_source": ("weak", "oracle"), "protocol": PROTOCOLS,
+        check_fields(self, choices={"label_source": LABEL_SOURCES, "protocol": PROTOCOLS,
                                     "feature_dtype": tuple(_DTYPES)},
                      at_least_one=("epochs", "batch_size", "lr_step"), positive=("lr", "cl_temperature"),
                      non_negative=("cl_weight",), unit=("smooth_a", "smooth_v", "cl_smoothing"))
@@ -125,7 +131,10 @@ def contrastive_term(cfg: Config, out) -> torch.Tensor | float:
 
 
 def modality_targets(cfg: Config, train: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """The ``(y_a, y_v)`` targets of the train split for ``cfg.label_source``."""
+    """The ``(y_a, y_v)`` targets of the train split for ``cfg.label_source`` (``vaplan``:
+    :func:`vaplan_targets`, which needs the data path)."""
+    if cfg.label_source == "vaplan":
+        raise ValueError("label_source='vaplan': the targets come from vaplan_targets(data_path, data)")
     if cfg.label_source == "oracle":
         if not train.has_truth:
             raise ValueError("label_source='oracle' needs a train split with hidden truth "
@@ -156,14 +165,30 @@ def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
     """
     cfg.validate()
     dev = cd.resolve_device(device)
-    result, _ = train_model(cfg, load_data(cfg, data_path, dev), dev, reporter=reporter,
-                            resume_state=resume_state)
+    data = load_data(cfg, data_path, dev)
+    targets = vaplan_targets(data_path, data) if cfg.label_source == "vaplan" else None
+    result, _ = train_model(cfg, data, dev, reporter=reporter, resume_state=resume_state,
+                            targets=targets)
     return result
 
 
+def vaplan_targets(data_path, data: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """VAPLAN's video-level pseudo labels of the train split as ``(y_a, y_v)``: PLG with its
+    default teachers, thresholds and prompts (``label_source="vaplan"``; the paper's Table 8 trains
+    other backbones on them)."""
+    from trainables.methods.vaplan import labels as vl
+    from trainables.methods.vaplan.train import Config as VaplanConfig
+
+    vcfg = VaplanConfig()
+    seg = vl.plg(vcfg, vl.teacher_scores(vcfg, data_path, data)["train"], data["train"].labels)
+    return vl.video_targets(seg)
+
+
 def train_model(cfg: Config, data: dict, dev: torch.device, *, reporter=None, resume_state=None,
-                test: bool = True) -> tuple[dict[str, float], HAN]:
-    """Trains HAN on resident ``data`` (from :func:`load_data`).
+                test: bool = True, targets: tuple[torch.Tensor, torch.Tensor] | None = None
+                ) -> tuple[dict[str, float], HAN]:
+    """Trains HAN on resident ``data`` (from :func:`load_data`); ``targets`` overrides the
+    ``(y_a, y_v)`` of :func:`modality_targets`.
 
     Returns:
         ``(result, model)``: :func:`fit`'s result and the model holding the selected weights.
@@ -172,7 +197,7 @@ def train_model(cfg: Config, data: dict, dev: torch.device, *, reporter=None, re
     log.info("han seed=%d", seed)
     train = data["train"]
     model = build_model(cfg, train, dev)
-    y_a, y_v = modality_targets(cfg, train)
+    y_a, y_v = targets if targets is not None else modality_targets(cfg, train)
     weights = cfg.loss_weights
     n_cls = train.labels.shape[1]
 

@@ -1,0 +1,183 @@
+"""Real-teacher extraction (CLIP/CLAP via transformers) with tiny randomly initialised models.
+
+No weights can be downloaded here: the models are built from small configs, saved to a temporary
+directory and loaded back through ``from_pretrained``, which is the path users take with a model
+name or a local weights directory.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+pytest.importorskip("transformers")
+
+from trainables.methods.vaplan.pseudo import prompts, segment_pseudo_labels  # noqa: E402
+from trainables.tasks.avvp import embeddings as E  # noqa: E402
+
+CLASSES = ["Speech", "Dog", "Violin_fiddle", "Frying_(food)"]
+WORDS = ["<pad>", "<unk>", "<bos>", "<eos>", "this", "photo", "contains", "the", "is", "a", "sound",
+         "of", "speech", "dog", "violin", "fiddle", "frying", "food"]
+
+
+def _tokenizer():
+    from tokenizers import Tokenizer, models, pre_tokenizers, processors
+    from transformers import PreTrainedTokenizerFast
+
+    tk = Tokenizer(models.WordLevel({w: i for i, w in enumerate(WORDS)}, unk_token="<unk>"))
+    tk.pre_tokenizer = pre_tokenizers.Whitespace()
+    tk.post_processor = processors.TemplateProcessing(
+        single="<bos> $A <eos>", special_tokens=[("<bos>", 2), ("<eos>", 3)])
+    return PreTrainedTokenizerFast(tokenizer_object=tk, pad_token="<pad>", unk_token="<unk>",
+                                   bos_token="<bos>", eos_token="<eos>")
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory):
+    from transformers import CLIPConfig, CLIPModel
+
+    torch.manual_seed(0)
+    text = dict(vocab_size=len(WORDS), hidden_size=16, intermediate_size=20, num_hidden_layers=1,
+                num_attention_heads=2, max_position_embeddings=16, pad_token_id=0, bos_token_id=2, eos_token_id=3)
+    vision = dict(image_size=32, patch_size=8, hidden_size=16, intermediate_size=20, num_hidden_layers=1,
+                  num_attention_heads=2)
+    d = tmp_path_factory.mktemp("clip")
+    CLIPModel(CLIPConfig(text_config=text, vision_config=vision, projection_dim=12)).save_pretrained(d)
+    _tokenizer().save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="module")
+def clap_dir(tmp_path_factory):
+    from transformers import ClapConfig, ClapFeatureExtractor, ClapModel
+
+    torch.manual_seed(0)
+    text = dict(vocab_size=len(WORDS), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                intermediate_size=20, max_position_embeddings=40, type_vocab_size=1, pad_token_id=0)
+    # A 1-s input at 8 kHz with hop 80 gives 101 mel frames of 16 bins; spec_size 64 with 16 bins
+    # (freq_ratio 4) takes up to 256 frames.
+    audio = dict(spec_size=64, num_mel_bins=16, window_size=4, patch_size=4, patch_stride=(4, 4), depths=(1, 1),
+                 num_attention_heads=(1, 2), patch_embeds_hidden_size=8, hidden_size=16, enable_fusion=False)
+    d = tmp_path_factory.mktemp("clap")
+    ClapModel(ClapConfig(text_config=text, audio_config=audio, projection_dim=12)).save_pretrained(d)
+    _tokenizer().save_pretrained(d)
+    ClapFeatureExtractor(feature_size=16, sampling_rate=8000, hop_length=80, max_length_s=1,
+                         fft_window_size=256, frequency_max=3500).save_pretrained(d)
+    return d
+
+
+def test_middle_frame_indices():
+    assert E.middle_frame_indices(250).tolist() == [12, 37, 62, 87, 112, 137, 162, 187, 212, 237]
+    assert E.middle_frame_indices(10).tolist() == list(range(10))
+    # Fewer frames than segments: (t + 1/2) * 3 / 10 = 0.15, 0.45, ..., 2.85.
+    assert E.middle_frame_indices(3).tolist() == [0, 0, 0, 1, 1, 1, 1, 2, 2, 2]
+    with pytest.raises(ValueError):
+        E.middle_frame_indices(0)
+
+
+def test_split_audio_equal_segments():
+    wave = np.arange(1005, dtype=np.float32)
+    seg = E.split_audio(wave)
+    assert seg.shape == (10, 100)
+    for t in range(10):  # segment t holds samples [100 t, 100 (t + 1)); the last 5 are dropped
+        assert (seg[t] == wave[100 * t: 100 * (t + 1)]).all()
+    stereo = np.stack([wave, -wave + 2])
+    assert np.allclose(E.split_audio(stereo), 1.0)
+    with pytest.raises(ValueError):
+        E.split_audio(np.zeros(5))
+
+
+def test_resample_keeps_frequency_and_length():
+    sr, f = 16000, 440.0
+    t = np.arange(sr) / sr
+    x = np.sin(2 * np.pi * f * t).astype(np.float32)
+    y = E.resample(x, sr, 48000)
+    assert y.shape == (48000,)
+    ref = np.sin(2 * np.pi * f * np.arange(48000) / 48000)
+    assert np.abs(y - ref).max() < 1e-3
+    assert E.resample(x, sr, sr) is x
+
+
+def test_preprocess_images():
+    rng = np.random.default_rng(0)
+    img = rng.integers(0, 256, (2, 32, 32, 3), dtype=np.uint8)
+    got = E.preprocess_images(img, 32)
+    mean = np.array(E.CLIP_MEAN).reshape(1, 3, 1, 1)
+    std = np.array(E.CLIP_STD).reshape(1, 3, 1, 1)
+    ref = (img.transpose(0, 3, 1, 2) / 255.0 - mean) / std  # no resize needed at the target size
+    np.testing.assert_allclose(got.numpy(), ref, atol=1e-5)
+    # Wide frame: the short side is resized to the target, then the centre is cropped.
+    wide = np.zeros((1, 40, 120, 3), np.uint8)
+    wide[:, :, 40:80] = 255
+    out = E.preprocess_images(wide, 20)
+    assert tuple(out.shape) == (1, 3, 20, 20)
+    white = (1.0 - np.array(E.CLIP_MEAN)) / np.array(E.CLIP_STD)
+    np.testing.assert_allclose(out[0, :, 10, 10].numpy(), white, atol=1e-4)
+    # Float input is taken to be in [0, 1].
+    np.testing.assert_allclose(E.preprocess_images(img / 255.0, 32).numpy(), got.numpy(), atol=1e-5)
+
+
+def test_clip_visual_embeddings(clip_dir):
+    teacher = E.ClipTeacher.from_pretrained(str(clip_dir))
+    rng = np.random.default_rng(1)
+    videos = [rng.integers(0, 256, (f, 36, 48, 3), dtype=np.uint8) for f in (25, 10, 40)]
+    texts = prompts("VP1", CLASSES)
+    out = E.visual_embeddings(teacher, videos, texts, template="VP1", batch_size=7)
+    assert out.seg_emb.shape == (3, 10, 12) and out.text_emb.shape == (4, 12)
+    assert out.seg_emb.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(out.seg_emb, axis=-1), 1.0, atol=1e-5)
+    assert out.meta == {"teacher": "clip", "model": str(clip_dir), "modality": "visual", "prompt_template": "VP1",
+                        "prompts": texts, "num_segments": 10}
+    # Reference: each middle frame alone through the model, each prompt alone.
+    model = teacher.model
+    with torch.no_grad():
+        for i, v in enumerate(videos):
+            for t in (0, 5, 9):
+                fi = E.middle_frame_indices(v.shape[0])[t]
+                px = E.preprocess_images(v[fi][None], 32)
+                e = E._features(model.get_image_features(pixel_values=px))[0]
+                np.testing.assert_allclose(out.seg_emb[i, t], (e / e.norm()).numpy(), atol=1e-5)
+        for c, text in enumerate(texts):
+            enc = teacher.tokenizer([text], return_tensors="pt")
+            e = E._features(model.get_text_features(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]))[0]
+            np.testing.assert_allclose(out.text_emb[c], (e / e.norm()).numpy(), atol=1e-5)
+    # Batch size does not change the result; mixed resolutions in one batch work.
+    again = E.visual_embeddings(teacher, videos, texts, batch_size=64)
+    np.testing.assert_allclose(again.seg_emb, out.seg_emb, atol=1e-5)
+    mixed = E.visual_embeddings(teacher, [videos[0], rng.integers(0, 256, (10, 20, 30, 3), dtype=np.uint8)], texts)
+    assert mixed.seg_emb.shape == (2, 10, 12)
+    # The output feeds PLG directly.
+    y = segment_pseudo_labels(out.seg_emb, out.text_emb, np.ones((3, 4)), 0.25)
+    assert tuple(y.shape) == (3, 10, 4)
+
+
+def test_clap_audio_embeddings(clap_dir):
+    teacher = E.ClapTeacher.from_pretrained(str(clap_dir))
+    assert teacher.sampling_rate == 8000
+    rng = np.random.default_rng(2)
+    waves = [(rng.standard_normal(80000).astype(np.float32) * 0.1, 8000),
+             (rng.standard_normal((2, 40000)).astype(np.float32) * 0.1, 4000)]  # stereo at 4 kHz
+    texts = prompts("AP2", CLASSES)
+    out = E.audio_embeddings(teacher, waves, texts, template="AP2", batch_size=6)
+    assert out.seg_emb.shape == (2, 10, 12) and out.text_emb.shape == (4, 12)
+    np.testing.assert_allclose(np.linalg.norm(out.seg_emb, axis=-1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(np.linalg.norm(out.text_emb, axis=-1), 1.0, atol=1e-5)
+    assert out.meta["teacher"] == "clap" and out.meta["prompt_template"] == "AP2"
+    # Reference: each 1-s segment (resampled to 8 kHz, mono) alone through the model.
+    segs = [E.split_audio(waves[0][0]), E.split_audio(E.resample(waves[1][0].mean(0), 4000, 8000))]
+    assert segs[1].shape == (10, 8000)
+    for i, seg in enumerate(segs):
+        for t in (0, 4, 9):
+            e = teacher.embed_audio([seg[t]])[0]
+            np.testing.assert_allclose(out.seg_emb[i, t], e.numpy(), atol=1e-5)
+    again = E.audio_embeddings(teacher, waves, texts, batch_size=64)
+    np.testing.assert_allclose(again.seg_emb, out.seg_emb, atol=1e-5)
+    single = teacher.embed_texts([texts[2]])[0]
+    np.testing.assert_allclose(out.text_emb[2], single.numpy(), atol=1e-5)
+
+
+def test_no_videos_is_an_error(clip_dir):
+    teacher = E.ClipTeacher.from_pretrained(str(clip_dir))
+    with pytest.raises(ValueError, match="no videos"):
+        E.visual_embeddings(teacher, [], ["a photo"])

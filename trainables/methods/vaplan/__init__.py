@@ -1,0 +1,18 @@
+"""VAPLAN (Zhou et al., "Advancing Weakly-Supervised Audio-Visual Video Parsing via Segment-wise
+Pseudo Labeling"): segment pseudo labels from CLIP/CLAP teachers (PLG), the richness-aware loss
+(PLE) and pseudo-label denoising (PLD), on a HAN backbone.
+
+``pseudo`` (PLG), ``losses`` (PLE), ``denoise`` (PLD), ``labels`` (teacher scores for a data set,
+cached; quality against the truth), ``train`` (``Config``, ``fit``).
+"""
+
+from trainables.core.method import MethodSpec
+
+METHOD = MethodSpec(
+    name="vaplan",
+    task="avvp",
+    module="trainables.methods.vaplan.train",
+    description="VAPLAN: CLIP/CLAP segment pseudo labels, richness-aware loss, label denoising",
+    reference="vaplan",
+    smoke={"stage1_epochs": 2, "batch_size": 16},
+)
