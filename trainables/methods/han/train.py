@@ -139,7 +139,8 @@ def modality_targets(cfg: Config, train: Any) -> tuple[torch.Tensor, torch.Tenso
         if not train.has_truth:
             raise ValueError("label_source='oracle' needs a train split with hidden truth "
                              "(LLP-sim); this data set has none")
-        return train.gt_audio.amax(dim=1).float(), train.gt_visual.amax(dim=1).float()
+        true_a, true_v = train.modality_truth()
+        return true_a.float(), true_v.float()
     return ae.smooth(train.labels, cfg.smooth_a), ae.smooth(train.labels, cfg.smooth_v)
 
 

@@ -220,8 +220,8 @@ def oracle_noise_ratios(train: Any) -> tuple[torch.Tensor, torch.Tensor]:
 
     lab = (train.labels > 0).cpu().numpy()
     out = []
-    for gt in (train.gt_audio, train.gt_visual):
-        r = true_noise_ratio(lab, (gt.amax(dim=1) > 0).cpu().numpy())
+    for true in train.modality_truth():
+        r = true_noise_ratio(lab, true.cpu().numpy())
         out.append(torch.from_numpy(r).nan_to_num(0.0).double())
     return out[0], out[1]
 
@@ -368,8 +368,7 @@ def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
             from trainables.tasks.avvp.denoise import denoise_quality, noise_ratio_mae
 
             lab = (y > 0).cpu().numpy()
-            true_a = (train.gt_audio.amax(dim=1) > 0).cpu().numpy()
-            true_v = (train.gt_visual.amax(dim=1) > 0).cpu().numpy()
+            true_a, true_v = (t.cpu().numpy() for t in train.modality_truth())
             m.update({k: float(v) for k, v in denoise_quality(
                 removed["a"].cpu().numpy(), removed["v"].cpu().numpy(), lab, true_a,
                 true_v).items()})

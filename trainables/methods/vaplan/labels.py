@@ -106,14 +106,14 @@ def quality(seg_labels: dict[str, torch.Tensor], split_data: Any, prefix: str) -
     if not split_data.has_truth:
         return {}
     out: dict[str, float] = {}
-    for m, gt in (("visual", split_data.gt_visual), ("audio", split_data.gt_audio)):
+    true_a, true_v = split_data.modality_truth()
+    for m, gt, true in (("visual", split_data.gt_visual, true_v), ("audio", split_data.gt_audio, true_a)):
         q = pseudo_label_quality(seg_labels[m].cpu().numpy(), gt.cpu().numpy())
         s = SHORT[m]
         out[f"{prefix}seg_F_{s}"] = q["seg"]
         out[f"{prefix}event_F_{s}"] = q["event"]
-        vid = seg_labels[m].any(1).cpu().numpy()
-        true = (gt.cpu().numpy() != 0).any(1)
-        out[f"{prefix}video_precision_{s}"] = float(100.0 * (vid & true).sum() / max(int(vid.sum()), 1))
+        vid = seg_labels[m].any(1).cpu()
+        out[f"{prefix}video_precision_{s}"] = float(100.0 * (vid & true.cpu()).sum() / max(int(vid.sum()), 1))
     return out
 
 

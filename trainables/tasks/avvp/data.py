@@ -42,6 +42,19 @@ class AVVPSplit:
     def has_truth(self) -> bool:
         return self.gt_audio is not None
 
+    def modality_truth(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The video-level truth of each modality, ``(true_a, true_v)`` bool (N, C): a class is
+        present in the audio (visual) track when any of its segments is (the one definition, used
+        for oracle labels, true noise ratios and label-quality figures).
+
+        Raises:
+            ValueError: The split has no dense truth (real LLP train).
+        """
+        if not self.has_truth:
+            raise ValueError("this split has no dense truth (real LLP train); modality truth needs "
+                             "LLP-sim or an annotated split")
+        return (self.gt_audio != 0).any(dim=1), (self.gt_visual != 0).any(dim=1)
+
     def to(self, device: str | torch.device, feature_dtype: torch.dtype | None = None) -> "AVVPSplit":
         """Moves every tensor to ``device`` (features optionally cast to ``feature_dtype``)."""
         kw = {}
