@@ -20,7 +20,7 @@ from types import ModuleType
 from collections.abc import Callable
 from typing import Any
 
-from trainables.core.method import MethodSpec, TaskSpec, discover_specs, resolve
+from trainables.core.method import MethodSpec, TaskSpec, discover_specs, resolve, task_spec
 
 
 @lru_cache(maxsize=1)
@@ -32,19 +32,8 @@ def discover() -> dict[str, MethodSpec]:
 
 
 def get_task(name: str) -> TaskSpec:
-    """The task ``trainables.tasks.<name>`` declares as ``TASK``.
-
-    Raises:
-        KeyError: No such task package.
-    """
-    try:
-        mod = importlib.import_module(f"trainables.tasks.{name}")
-    except ImportError:
-        raise KeyError(f"unknown task {name!r}") from None
-    task = getattr(mod, "TASK", None)
-    if not isinstance(task, TaskSpec):
-        raise KeyError(f"trainables.tasks.{name} does not export a TaskSpec TASK")
-    return task
+    """The task ``trainables.tasks.<name>`` declares as ``TASK`` (KeyError if none)."""
+    return task_spec(name)
 
 
 def get_method(key: str) -> MethodSpec:

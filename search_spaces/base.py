@@ -18,9 +18,10 @@ class SweepSpec:
     Attributes:
         name: CLI name (``python -m orchestrator.sweep NAME``).
         description: One line for ``--list``.
-        trainable: Trainable key (``han``, ``jomold``, ``rlld``, ``avar``).
-        metric: Metric the search optimises, e.g. ``val/seg_Type``.
-        mode: ``max`` or ``min``.
+        trainable: Method name (a discovered ``METHOD``, see ``orchestrator.methods``) or module.
+        metric: Metric the search optimises, e.g. ``val/seg_Type`` (default: the task's selection
+            metric, e.g. ``val/seg_Type`` for AVVP).
+        mode: ``max`` or ``min`` (default: the task's mode for its selection metric).
         space: Define-by-run Optuna space over config fields of the trainable.
         points_to_evaluate: Configurations tried first, starting with the paper defaults.
         base: Overrides of the trainable's config defaults that hold for every trial.
@@ -36,9 +37,9 @@ class SweepSpec:
     name: str
     description: str
     trainable: str
-    metric: str
-    mode: str
     space: DefineByRun
+    metric: str = ""
+    mode: str = ""
     points_to_evaluate: Sequence[Mapping[str, Any]] = ()
     base: Mapping[str, Any] = field(default_factory=dict)
     default_data: str = "llp-sim"
@@ -50,5 +51,13 @@ class SweepSpec:
     grid: Mapping[str, Sequence[Any]] | None = None
 
     def __post_init__(self) -> None:
+        if not self.metric or not self.mode:
+            from trainables.core.method import method_task
+
+            task = method_task(self.trainable)
+            if not self.metric:
+                object.__setattr__(self, "metric", task.select_metric)
+            if not self.mode:
+                object.__setattr__(self, "mode", task.mode)
         if self.mode not in ("max", "min"):
             raise ValueError(f"sweep {self.name}: mode must be 'max' or 'min', got {self.mode!r}")

@@ -22,8 +22,6 @@ SPEC = SweepSpec(
     name="han_baseline",
     description="HAN baseline: learning rate, per-modality label smoothing, dropout",
     trainable="han",
-    metric="val/seg_Type",
-    mode="max",
     space=space,
     points_to_evaluate=(
         {"lr": 5e-4, "smooth_a": 1.0, "smooth_v": 1.0, "dropout": 0.1},  # paper defaults

@@ -24,8 +24,6 @@ SPEC = SweepSpec(
     name="jomold_thresholds",
     description="JoMoLD noise-ratio thresholds theta_a x theta_v (paper Table 2b)",
     trainable="jomold",
-    metric="val/seg_Type",
-    mode="max",
     space=space,
     points_to_evaluate=(
         {"theta_a": 0.6, "theta_v": 1.8},  # paper defaults

@@ -24,8 +24,6 @@ SPEC = SweepSpec(
     name="jomold_warmup",
     description="JoMoLD noise-ratio warm-up length and mode (paper values 0/0.7/0.8/0.9/1.0)",
     trainable="jomold",
-    metric="val/seg_Type",
-    mode="max",
     space=space,
     points_to_evaluate=tuple({"warmup_epochs": w, "warmup_mode": "paper"} for w in (0.9, 0.0, 0.7, 0.8, 1.0)),
     # Data, epochs and trial counts: the SweepSpec defaults (llp-sim, 25 epochs, 20 trials; on CPU

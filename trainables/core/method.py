@@ -167,3 +167,33 @@ class TaskSpec:
         for m in dict.fromkeys([*([self.baseline] if self.baseline else []), *methods]):
             out.extend(self.reference_rows.get(m, ()))
         return out
+
+
+def task_spec(name: str) -> TaskSpec:
+    """The ``TASK`` of ``trainables.tasks.<name>``.
+
+    Raises:
+        KeyError: No such task package, or it exports no TaskSpec.
+    """
+    try:
+        mod = importlib.import_module(f"trainables.tasks.{name}")
+    except ImportError:
+        raise KeyError(f"unknown task {name!r}") from None
+    task = getattr(mod, "TASK", None)
+    if not isinstance(task, TaskSpec):
+        raise KeyError(f"trainables.tasks.{name} does not export a TaskSpec TASK")
+    return task
+
+
+def method_task(method: str) -> TaskSpec:
+    """The task of a method under ``trainables/methods/`` (by its METHOD's name).
+
+    Raises:
+        KeyError: No such method.
+    """
+    import trainables.methods as pkg
+
+    methods = discover_specs(pkg, "METHOD", MethodSpec, packages_only=True)
+    if method not in methods:
+        raise KeyError(f"unknown method {method!r}; known methods: {', '.join(methods)}")
+    return task_spec(methods[method].task)

@@ -8,10 +8,7 @@
 
 from trainables.core.method import MethodSpec
 
-METHOD = MethodSpec(
-    name="avar",
-    task="avar",
-    module="trainables.methods.avar.train",
-    check="check_spec",
-    description="Noise-tolerant AV action recognition: omega-weighted contrast, kNN correction",
-)
+# ``check``: the batch must exceed the data set's class count (needs the data, so not validate()).
+METHOD = MethodSpec("avar", "avar", module="trainables.methods.avar.train", check="check_spec",
+                    description="Noise-tolerant AV action recognition: omega-weighted contrast, "
+                                "kNN correction")

@@ -5,10 +5,6 @@
 
 from trainables.core.method import MethodSpec
 
-METHOD = MethodSpec(
-    name="han",
-    task="avvp",
-    module="trainables.methods.han.train",
-    description="HAN on weak labels (optional label smoothing, oracle modality labels, MA's CL)",
-    reference="han",
-)
+METHOD = MethodSpec("han", "avvp", module="trainables.methods.han.train", reference="han",
+                    description="HAN on weak labels (optional label smoothing, oracle modality "
+                                "labels, MA's CL)")

@@ -6,12 +6,8 @@ behaviour), the noise estimator (trained once per data set in ``prepare`` and ca
 
 from trainables.core.method import MethodSpec
 
-METHOD = MethodSpec(
-    name="jomold",
-    task="avvp",
-    module="trainables.methods.jomold.train",
-    description="JoMoLD: per-class noise ratios from a shared estimator, per-batch label removal",
-    prepare="ensure_estimator",
-    reference="jomold",
-    smoke={"estimator_epochs": 2},
-)
+# The noise estimator does not depend on the thresholds: ``prepare`` trains it once per sweep.
+METHOD = MethodSpec("jomold", "avvp", module="trainables.methods.jomold.train", reference="jomold",
+                    prepare="ensure_estimator", smoke={"estimator_epochs": 2},
+                    description="JoMoLD: per-class noise ratios from a shared estimator, per-batch "
+                                "label removal")

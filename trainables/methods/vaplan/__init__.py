@@ -8,11 +8,7 @@ cached; quality against the truth), ``train`` (``Config``, ``fit``).
 
 from trainables.core.method import MethodSpec
 
-METHOD = MethodSpec(
-    name="vaplan",
-    task="avvp",
-    module="trainables.methods.vaplan.train",
-    description="VAPLAN: CLIP/CLAP segment pseudo labels, richness-aware loss, label denoising",
-    reference="vaplan",
-    smoke={"stage1_epochs": 2, "batch_size": 16},
-)
+METHOD = MethodSpec("vaplan", "avvp", module="trainables.methods.vaplan.train", reference="vaplan",
+                    smoke={"stage1_epochs": 2, "batch_size": 16},
+                    description="VAPLAN: CLIP/CLAP segment pseudo labels, richness-aware loss, "
+                                "label denoising")
