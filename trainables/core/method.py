@@ -148,6 +148,8 @@ class TaskSpec:
         reference_note: What the reference rows are (shown under the table).
         data_note: Which data the task's simulated presets stand in for.
         tiny_data: The task's smallest simulated data spec (tests, smoke runs).
+        presets: ``"module:attribute"`` of its :class:`trainables.data.presets.PresetFamily`
+            (the simulated presets and the ``PREFIX=PATH`` specs the data registry resolves).
     """
 
     name: str
@@ -160,6 +162,7 @@ class TaskSpec:
     reference_note: str = ""
     data_note: str = ""
     tiny_data: str = ""
+    presets: str = ""
 
     def references_for(self, methods: Sequence[str]) -> list[tuple[str, Sequence[float]]]:
         """The published rows of the baseline and ``methods`` (in that order, each method's once)."""

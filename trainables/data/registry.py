@@ -1,11 +1,11 @@
 """Data specs -> data set paths: generating and caching presets, validating user paths.
 
-Specs:
+Each task registers its presets and its path prefix (``TASK.presets``, a
+:class:`trainables.data.presets.PresetFamily`); this module names none of them. Specs:
 
-* ``llp-sim``, ``llp-sim-small``, ``llp-sim-tiny``: LLP-sim presets (see ``llp_sim.PRESETS``).
-* ``avar-sim``, ``avar-sim-small``, ``avar-sim-tiny``: simulated audio-visual action recognition
-  data, built by ``trainables.tasks.avar.data.make_avar_sim``.
-* ``llp=PATH``: a converted real LLP (or an LLP-sim) data set; ``avar=PATH``: a converted AVAR set.
+* a preset name (``llp-sim``, ``llp-sim-small``, ``llp-sim-tiny``, ``avar-sim``, ...), for
+  families that take them with generator options ``NAME:key=value,...``;
+* ``PREFIX=PATH`` (``llp=PATH``, ``avar=PATH``): a converted data set of a kind the family accepts.
 
 Presets are generated on first use into ``cache_root()/<preset>-<params_key>/`` and reused after.
 Generation happens in a temporary directory that is renamed into place, under a file lock, so
@@ -16,21 +16,48 @@ from __future__ import annotations
 
 import importlib
 import os
+import pkgutil
 import shutil
 import tempfile
 from collections.abc import Callable
-from dataclasses import asdict
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from trainables.data import format as fmt
-from trainables.tasks.avvp import llp_sim
+from trainables.data.presets import PresetFamily
 
-LLP_PRESETS = tuple(llp_sim.PRESETS)
-AVAR_PRESETS = ("avar-sim", "avar-sim-small", "avar-sim-tiny")
-PRESETS: tuple[str, ...] = (*LLP_PRESETS, *AVAR_PRESETS)
-PATH_KINDS = {"llp": ("llp", "llp-sim"), "avar": None}  # None: any kind starting with "avar"
-_CPU_PRESET = {"llp-sim": "llp-sim-small", "avar-sim": "avar-sim-small"}
+
+@lru_cache(maxsize=1)
+def families() -> dict[str, PresetFamily]:
+    """Every task's preset family, by task name (``trainables/tasks/*`` with ``TASK.presets``)."""
+    import trainables.tasks as pkg
+    from trainables.core.method import resolve
+
+    out: dict[str, PresetFamily] = {}
+    for m in pkgutil.iter_modules(pkg.__path__):
+        task = getattr(importlib.import_module(f"{pkg.__name__}.{m.name}"), "TASK", None)
+        ref = getattr(task, "presets", "")
+        if ref:
+            out[task.name] = resolve(ref)
+    return out
+
+
+def _family_of(name: str) -> PresetFamily | None:
+    return next((f for f in families().values() if name in f.presets), None)
+
+
+def _family_of_prefix(prefix: str) -> PresetFamily | None:
+    return next((f for f in families().values() if f.path_prefix == prefix), None)
+
+
+def all_presets() -> tuple[str, ...]:
+    """Every preset name of every task."""
+    return tuple(n for f in families().values() for n in f.presets)
+
+
+def _path_forms() -> str:
+    return " or ".join(f"{f.path_prefix}=PATH" for f in families().values())
 
 
 def is_cpu_only() -> bool:
@@ -46,7 +73,8 @@ def cpu_preset(spec: str) -> str:
     Generator options carry over (``avar-sim:noise_rate=0.8`` -> ``avar-sim-small:noise_rate=0.8``).
     """
     name, sep, rest = spec.partition(":")
-    return _CPU_PRESET.get(name, name) + sep + rest
+    fam = _family_of(name)
+    return (fam.presets[name] if fam else name) + sep + rest
 
 
 def _parse_value(raw: str) -> Any:
@@ -80,13 +108,6 @@ def split_options(spec: str) -> tuple[str, dict[str, Any]]:
     return name, opts
 
 
-def _avar_module():
-    try:
-        return importlib.import_module("trainables.tasks.avar.data")
-    except ImportError as e:
-        raise ValueError(f"AVAR presets need trainables.tasks.avar.data, which cannot be imported ({e})") from e
-
-
 def preset_params(
     name: str, seed: int = 0, options: dict[str, Any] | None = None
 ) -> tuple[str, dict[str, Any]]:
@@ -95,32 +116,13 @@ def preset_params(
     Raises:
         ValueError: Unknown preset name, or options for a preset that takes none.
     """
-    if options and name not in AVAR_PRESETS:
+    fam = _family_of(name)
+    if fam is None:
+        raise ValueError(f"unknown data preset {name!r}; expected one of {list(all_presets())} "
+                         f"or {_path_forms()}")
+    if options and not fam.takes_options:
         raise ValueError(f"data preset {name!r} takes no options (got {sorted(options)})")
-    if name in LLP_PRESETS:
-        pre = llp_sim.PRESETS[name]
-        return "llp-sim", {
-            "preset": name, "seed": int(seed), "version": llp_sim.SIM_VERSION,
-            "n_train": pre.n_train, "n_val": pre.n_val, "n_test": pre.n_test,
-            "float16": pre.float16, "average_frames": pre.average_frames, "sim": asdict(pre.params),
-        }
-    if name in AVAR_PRESETS:
-        mod = _avar_module()
-        presets = getattr(mod, "PRESETS", None)
-        # The AVAR module's own preset definition (if it exposes one) keys the cache, so a
-        # change there regenerates instead of reusing stale data.
-        definition = repr(presets.get(name)) if isinstance(presets, dict) else None
-        if definition is not None and " at 0x" in definition:
-            definition = None  # object reprs with addresses differ per process: useless as a key
-        params = {"preset": name, "seed": int(seed), "definition": definition,
-                  "version": getattr(mod, "SIM_VERSION", None)}
-        if options:
-            try:  # validated (and completed) by the generator itself: bad keys fail here
-                params["options"] = mod.avar_sim_params(name, **options)
-            except ValueError as e:
-                raise ValueError(f"data preset {name!r}: {e}") from e
-        return "avar-sim", params
-    raise ValueError(f"unknown data preset {name!r}; expected one of {list(PRESETS)} or llp=PATH")
+    return fam.params(name, int(seed), dict(options or {}))
 
 
 def make_preset(
@@ -129,13 +131,12 @@ def make_preset(
     """Generates preset ``name`` into directory ``out`` (no caching).
 
     Returns:
-        The path of the written data file (or directory, as the AVAR maker returns it).
+        The path of the written data file (or directory, as the task's maker returns it).
     """
-    if name in LLP_PRESETS:
-        return llp_sim.make_preset(name, out, seed=seed)
-    if name in AVAR_PRESETS:
-        return Path(_avar_module().make_avar_sim(name, Path(out), seed=seed, **(options or {})))
-    raise ValueError(f"unknown data preset {name!r}; expected one of {list(PRESETS)}")
+    fam = _family_of(name)
+    if fam is None:
+        raise ValueError(f"unknown data preset {name!r}; expected one of {list(all_presets())}")
+    return fam.make(name, Path(out), int(seed), dict(options or {}))
 
 
 def _is_complete(d: Path) -> bool:
@@ -190,6 +191,7 @@ def cached_preset(
 
 def _path_spec(spec: str) -> tuple[str, Path]:
     prefix, _, raw = spec.partition("=")
+    fam = _family_of_prefix(prefix)
     if not raw:
         raise ValueError(f"data spec {spec!r}: no path after '='")
     path = Path(raw).expanduser().resolve()  # absolute: Ray workers run in other directories
@@ -199,13 +201,16 @@ def _path_spec(spec: str) -> tuple[str, Path]:
         meta = fmt.read_meta(path)
     except fmt.DataFormatError as e:
         raise ValueError(f"data spec {spec!r}: {e}") from e
-    allowed = PATH_KINDS[prefix]
     kind = meta.get("kind", "")
-    ok = kind.startswith("avar") if allowed is None else kind in allowed
-    if not ok:
-        want = "avar*" if allowed is None else " or ".join(allowed)
-        raise ValueError(f"data spec {spec!r}: {path} holds kind {kind!r}, expected {want}")
+    if not fam.accepts_kind(kind):
+        raise ValueError(f"data spec {spec!r}: {path} holds kind {kind!r}, expected "
+                         f"{' or '.join(k.rstrip('*') for k in fam.kinds)}")
     return kind, fmt.data_file(path).parent
+
+
+def _is_path_spec(spec: str) -> bool:
+    prefix = spec.partition("=")[0]
+    return "=" in spec and _family_of_prefix(prefix) is not None
 
 
 def resolve_data(spec: str, *, seed: int = 0) -> Path:
@@ -224,15 +229,12 @@ def resolve_data(spec: str, *, seed: int = 0) -> Path:
         ValueError: Unknown spec, or a path that is missing or of the wrong kind.
     """
     spec = spec.strip()
-    prefix = spec.partition("=")[0]
-    if "=" in spec and prefix in PATH_KINDS:
+    if _is_path_spec(spec):
         return _path_spec(spec)[1]
     name, options = split_options(spec)
-    if name in PRESETS:
+    if _family_of(name) is not None:
         return cached_preset(name, seed=seed, options=options)
-    raise ValueError(
-        f"unknown data spec {spec!r}; expected one of {list(PRESETS)}, llp=PATH or avar=PATH"
-    )
+    raise ValueError(f"unknown data spec {spec!r}; expected one of {list(all_presets())}, {_path_forms()}")
 
 
 def data_num_classes(spec: str) -> int | None:
@@ -242,47 +244,35 @@ def data_num_classes(spec: str) -> int | None:
         ValueError: A malformed spec or a path that is not a data set.
     """
     spec = spec.strip()
-    prefix = spec.partition("=")[0]
-    if "=" in spec and prefix in PATH_KINDS:
-        meta = fmt.read_meta(_path_spec(spec)[1])
-        k = meta.get("params", {}).get("num_classes")
+    if _is_path_spec(spec):
+        k = fmt.read_meta(_path_spec(spec)[1]).get("params", {}).get("num_classes")
         return int(k) if k is not None else None
     name, options = split_options(spec)
-    if name in AVAR_PRESETS:
-        return int(_avar_module().avar_sim_params(name, **options)["num_classes"])
-    if name in LLP_PRESETS:
-        from trainables.tasks.avvp.classes import NUM_CLASSES
-
-        return NUM_CLASSES
-    return None
+    fam = _family_of(name)
+    return fam.num_classes(name, options) if fam else None
 
 
 def describe_data(spec: str, *, seed: int = 0) -> str:
     """One line saying what a spec is (sizes, storage, where it is cached); generates nothing."""
     spec = spec.strip()
-    prefix = spec.partition("=")[0]
-    if "=" in spec and prefix in PATH_KINDS:
+    if _is_path_spec(spec):
         kind, d = _path_spec(spec)
         meta = fmt.read_meta(d)
         sizes = "/".join(str(meta["splits"].get(s, 0)) for s in fmt.SPLITS)
         return (f"{spec}: {kind} data set, {sizes} train/val/test videos, truth for "
                 f"{', '.join(s for s in fmt.SPLITS if s in meta['truth_splits']) or 'no split'}, "
                 f"fingerprint {fmt.fingerprint(d)}")
-    if spec in LLP_PRESETS:
-        pre = llp_sim.PRESETS[spec]
-        kind, params = preset_params(spec, seed)
-        where = fmt.cache_root() / f"{spec}-{fmt.params_key(kind, params)}"
-        state = "cached" if _is_complete(where) else "generated on first use"
-        return (f"{spec}: simulated LLP (hidden truth for all splits), {pre.n_train}/{pre.n_val}/"
-                f"{pre.n_test} train/val/test videos, {'float16' if pre.float16 else 'float32'}, "
-                f"visual {'frame-averaged' if pre.average_frames else '8 frames'}, seed {seed}; "
-                f"{state} at {where}")
     name, options = split_options(spec)
-    if name in AVAR_PRESETS:
-        kind, params = preset_params(name, seed, options)  # validates the options
-        opts = params.get("options", {})
-        noise = ", ".join(f"{k}={opts[k]}" for k in ("label_noise", "noise_rate", "corr_rate", "corr_profile")
-                          if k in opts) or "preset noise"
-        return (f"{name}: simulated audio-visual action recognition (trainables.tasks.avar.data), {noise}, "
-                f"seed {seed}")
-    raise ValueError(f"unknown data spec {spec!r}; expected one of {list(PRESETS)}, llp=PATH or avar=PATH")
+    fam = _family_of(name)
+    if fam is None:
+        raise ValueError(f"unknown data spec {spec!r}; expected one of {list(all_presets())}, {_path_forms()}")
+    kind, params = preset_params(name, seed, options)
+    where = fmt.cache_root() / f"{name}-{fmt.params_key(kind, params)}"
+    return fam.describe(name, seed, options, where, _is_complete(where))
+
+
+def __getattr__(name: str) -> Any:
+    # ``PRESETS``: every preset name (computed from the task families on first use).
+    if name == "PRESETS":
+        return all_presets()
+    raise AttributeError(name)

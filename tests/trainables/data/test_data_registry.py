@@ -160,3 +160,31 @@ def test_bad_preset_options_are_named(spec, match):
 
     with pytest.raises(ValueError, match=match):
         resolve_data(spec)
+
+
+def test_a_task_registers_its_presets_without_editing_the_registry(cache, monkeypatch):
+    """The registry names no task: a new family (as a new task's TASK.presets would give) is
+    resolved, cached, described and path-checked like the built-in ones."""
+    from trainables.data.presets import PresetFamily
+
+    made = []
+
+    def make(name, out, seed, options):
+        made.append((name, seed, options))
+        return fmt.write_dataset(out, video_ids=["a", "b"], split=["train", "val"],
+                                 arrays={"x": np.zeros((2, 3), np.float32)}, kind="toy-sim",
+                                 params={"preset": name, **options})
+
+    toy = PresetFamily(path_prefix="toy", kinds=("toy*",), presets={"toy-sim": "toy-sim"},
+                       params=lambda n, s, o: ("toy-sim", {"preset": n, "seed": s, **o}), make=make,
+                       describe=lambda n, s, o, where, cached: f"{n}: toy, cached={cached}",
+                       num_classes=lambda n, o: 7, takes_options=True)
+    builtin = registry.families()
+    monkeypatch.setattr(registry, "families", lambda: {**builtin, "toy": toy})
+    p = registry.resolve_data("toy-sim:width=3", seed=2)
+    assert made == [("toy-sim", 2, {"width": 3})] and registry.resolve_data("toy-sim:width=3", seed=2) == p
+    assert registry.describe_data("toy-sim:width=3", seed=2) == "toy-sim: toy, cached=True"
+    assert registry.data_num_classes("toy-sim") == 7 and "toy-sim" in registry.PRESETS
+    assert registry.resolve_data(f"toy={p}") == p
+    with pytest.raises(ValueError, match="holds kind 'toy-sim', expected llp or llp-sim"):
+        registry.resolve_data(f"llp={p}")

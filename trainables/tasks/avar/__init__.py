@@ -15,6 +15,7 @@ TASK = TaskSpec(
     reference_rows={},
     reference_note="No published rows: the method's paper reports Kinetics/UCF101 figures on "
                    "data avtune cannot reach.",
+    presets="trainables.tasks.avar.presets:FAMILY",
     tiny_data="avar-sim-tiny",
     data_note="AR-sim or converted clip features",
 )

@@ -22,6 +22,7 @@ TASK = TaskSpec(
     reference_rows=REFERENCE_ROWS,
     baseline="han",
     reference_note=REFERENCE_NOTE,
+    presets="trainables.tasks.avvp.presets:FAMILY",
     tiny_data="llp-sim-tiny",
     data_note="LLP",
 )
