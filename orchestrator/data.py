@@ -7,7 +7,7 @@ Usage::
     python -m orchestrator.data make-sim PRESET --out DIR [--seed N]
     python -m orchestrator.data convert-avar --feats DIR --labels CSV --out DIR
     python -m orchestrator.data export-llp DATASET --out DIR
-    python -m orchestrator.data info PATH
+    python -m orchestrator.data info PATH [--json]
 
 Errors go to stderr with exit code 2; no partial output is left behind.
 """
@@ -66,17 +66,85 @@ def _export_llp(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_info(path) -> None:
+def _scalar(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        return f"{v:g}"
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_scalar(x) for x in v) + "]"
+    if isinstance(v, dict):
+        return " ".join(f"{k}={_scalar(x)}" for k, x in v.items())
+    return str(v)
+
+
+def _wrapped(label: str, items: list[str], width: int = 100, sep: str = "  ") -> list[str]:
+    """``label`` then ``items`` joined by ``sep``, wrapped under a 14-column indent."""
+    lines, cur = [], ""
+    for it in items:
+        if cur and 14 + len(cur) + len(sep) + len(it) > width:
+            lines.append(cur)
+            cur = it
+        else:
+            cur = f"{cur}{sep}{it}" if cur else it
+    lines.append(cur)
+    return [f"  {label:<12}{lines[0]}"] + [f"  {'':12}{ln}" for ln in lines[1:]]
+
+
+def format_info(f: Path, meta: dict, size_mib: float, fp: str) -> str:
+    """A data set's metadata as a few labelled lines (``info --json`` prints the raw JSON)."""
+    extra = dict(meta.get("extra") or {})
+    kind = str(meta.get("kind", "?"))
+    if extra.get("preset"):
+        kind += f" (preset {extra.pop('preset')})"
+    out = [str(f),
+           f"  {'kind':<12}{kind}, format version {meta.get('format_version', '?')}",
+           f"  {'size':<12}{size_mib:.1f} MiB, fingerprint {fp}"]
+    splits = meta.get("splits") or {}
+    if splits:
+        line = ", ".join(f"{k} {v:,}" for k, v in splits.items())
+        truth = sorted(meta.get("truth_splits") or (), key=lambda k: (list(splits).index(k)
+                                                                     if k in splits else len(splits), k))
+        if truth:
+            line += f" (hidden truth: {', '.join(truth)})"
+        out.append(f"  {'splits':<12}{line}")
+    shapes, dtypes = meta.get("shapes") or {}, meta.get("dtypes") or {}
+    if shapes:
+        cols = [f"{k} {tuple(v)} {dtypes.get(k, '')}".rstrip() for k, v in shapes.items()]
+        out += _wrapped("columns", [c + "," for c in cols[:-1]] + cols[-1:], sep=" ")
+    params = dict(meta.get("params") or {})
+    nested = {k: params.pop(k) for k in list(params) if isinstance(params[k], dict)}
+    if params:
+        out += _wrapped("params", [f"{k}={_scalar(v)}" for k, v in params.items()])
+    for name, sub in nested.items():
+        out += _wrapped(name, [f"{k}={_scalar(v)}" for k, v in sub.items()])
+    warnings = extra.pop("warnings", None)
+    if extra:
+        out += _wrapped("extra", [f"{k}: {_scalar(v)}" for k, v in extra.items()])
+    if warnings:
+        out.append(f"  {'warnings':<12}{len(warnings)} from conversion:")
+        out += [f"  {'':12}- {w}" for w in warnings]
+    known = {"kind", "format_version", "splits", "truth_splits", "shapes", "dtypes", "params", "extra"}
+    for k in sorted(set(meta) - known):
+        out += _wrapped(k, [_scalar(meta[k])])
+    return "\n".join(out)
+
+
+def _print_info(path, as_json: bool = False) -> None:
     from trainables.data.format import data_file, fingerprint, read_meta
 
     f = data_file(path)
     meta = read_meta(f)
-    print(f"{f}  ({f.stat().st_size / 2**20:.1f} MiB, fingerprint {fingerprint(f)})")
-    print(json.dumps(meta, indent=2, sort_keys=True))
+    size, fp = f.stat().st_size / 2**20, fingerprint(f)
+    if as_json:
+        print(json.dumps({"path": str(f), "size_mib": round(size, 3), "fingerprint": fp, "meta": meta},
+                         indent=2, sort_keys=True))
+    else:
+        print(format_info(f, meta, size, fp))
 
 
 def _info(args: argparse.Namespace) -> int:
-    _print_info(args.path)
+    _print_info(args.path, as_json=args.json)
     return 0
 
 
@@ -113,8 +181,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
     e.set_defaults(func=_export_llp)
 
-    i = sub.add_parser("info", help="print a data set's metadata")
+    i = sub.add_parser("info", help="print a data set's metadata (readable; --json for all of it)")
     i.add_argument("path", help="data set directory or avtune.parquet")
+    i.add_argument("--json", action="store_true", help="print the whole metadata as JSON")
     i.set_defaults(func=_info)
     return p
 

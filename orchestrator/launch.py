@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from typing import TYPE_CHECKING, Any
@@ -35,52 +36,113 @@ def _loopback_init(**kwargs) -> None:
         services.resolve_ip_for_localhost = resolve
 
 
-def start_ray(address: str | None, total: dict[str, float] | None = None) -> dict[str, float]:
+def _is_loopback(address: str) -> bool:
+    """Whether a ``HOST:PORT`` GCS address names this machine's loopback interface (Ray Client
+    ``ray://`` addresses connect differently and are left to ``ray.init``)."""
+    if address.startswith("ray://"):
+        return False
+    host = address.rpartition(":")[0].strip("[]")
+    return host in ("127.0.0.1", "localhost", "::1")
+
+
+def start_ray(address: str | None, total: dict[str, float] | None = None,
+              verbose: bool = False) -> dict[str, float]:
     """Connects to ``address`` or starts a private local Ray (no dashboard, bound to
-    127.0.0.1); returns its resources."""
+    127.0.0.1); returns its resources. Workers' output reaches the console only with
+    ``verbose`` (trial errors are reported by avtune either way)."""
+    import logging
+
     import ray
 
-    if address:
-        ray.init(address=address, log_to_driver=True)
+    from orchestrator.progress import quiet_logs
+
+    quiet_logs(verbose)
+    level = logging.INFO if verbose else logging.ERROR
+    if address and _is_loopback(address):
+        # A cluster on this machine listening on 127.0.0.1 (e.g. `ray start --head
+        # --node-ip-address 127.0.0.1`): join it as a loopback node too, or ray.init would swap
+        # 127.0.0.1 for the routable IP, where nothing listens.
+        _loopback_init(address=address, log_to_driver=verbose, logging_level=level)
+    elif address:
+        ray.init(address=address, log_to_driver=verbose, logging_level=level)
     else:
         # address="local" always starts a new private instance, never joins a stray one. No
         # dashboard (no HTTP server at all), loopback only, and token authentication on top
         # (the default for local clusters since Ray 2.59).
         res = total or _local_resources()
         _loopback_init(address="local", num_cpus=int(res["CPU"]), num_gpus=int(res.get("GPU", 0)),
-                       include_dashboard=False, log_to_driver=True)
+                       include_dashboard=False, log_to_driver=verbose, logging_level=level)
     return {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
 
 
+def prepare_jobs(plan: Plan) -> list[dict[str, Any]]:
+    """The prepare calls a run needs: each method's ``prepare`` hook, once per seed (what it
+    trains, e.g. a noise estimator shared by the trials, is cached by its seed)."""
+    t = plan.trial
+    subs = t.get("methods") or {t["trainable"]: t}
+    jobs = []
+    for name, sub in subs.items():
+        if not sub.get("prepare"):
+            continue
+        seeds = int(t.get("seeds", 1))
+        for i in range(seeds):
+            seed = int(t["seed"]) + i
+            jobs.append({"label": name + (f" seed {seed}" if seeds > 1 else ""), "trainable": sub["trainable"],
+                         "prepare": sub["prepare"], "epochs": sub["epochs"], "base": sub["base"], "seed": seed})
+    return jobs
+
+
 def _prepare(plan: Plan) -> None:
-    """Runs the trainable's ``prepare`` hook once, as a Ray task with one trial's resources."""
-    ref = plan.trial.get("prepare")
-    if not ref:
+    """Runs the methods' ``prepare`` hooks before any trial, as Ray tasks with one trial's
+    resources (on a private local Ray, the machine's CPUs shared among them), printing their
+    progress: a hook that takes a ``reporter`` reports each epoch of what it trains."""
+    jobs = prepare_jobs(plan)
+    if not jobs:
         return
     import ray
+    from ray.util.queue import Queue
 
     from orchestrator import methods as treg
+    from orchestrator.progress import prepare_progress, say
     from trainables.data.registry import resolve_data
 
     t = plan.trial
+    # No trial runs yet, so on a private local Ray the one-off steps may use every CPU.
+    cpus = float(t["cpus"]) if plan.address else max(float(t["cpus"]),
+                                                     float(plan.total.get("CPU", 1)) // len(jobs) or 1.0)
+    queue = Queue(actor_options={"num_cpus": 0})
 
-    # No trial runs yet, so on a private local Ray the one-off step may use every CPU.
-    cpus = float(t["cpus"]) if plan.address else max(float(t["cpus"]), float(plan.total.get("CPU", 1)))
+    def run_prepare(job: dict, data: str, gpus: float, threads: int, q) -> None:
+        import inspect
 
-    def run_prepare(trial: dict, threads: int) -> None:
         import torch
 
-        hook = treg.load_hook(trial["prepare"])
-        mod = treg.load(trial["trainable"])
-        cfg = treg.build_config(mod.Config, {**trial["base"], "epochs": trial["epochs"], "seed": trial["seed"]})
+        hook = treg.load_hook(job["prepare"])
+        mod = treg.load(job["trainable"])
+        cfg = treg.build_config(mod.Config, {**job["base"], "epochs": job["epochs"], "seed": job["seed"]})
         torch.set_num_threads(threads)
-        device = "cuda" if trial["gpus"] > 0 and torch.cuda.is_available() else "cpu"
-        hook(cfg, resolve_data(trial["data"]), device)
+        device = "cuda" if gpus > 0 and torch.cuda.is_available() else "cpu"
+        kwargs = {}
+        try:
+            if "reporter" in inspect.signature(hook).parameters:
+                def reporter(epoch, metrics, state_fn=None):
+                    q.put_nowait((job["label"], int(epoch), {k: float(v) for k, v in metrics.items()
+                                                             if isinstance(v, (int, float))}))
+                kwargs["reporter"] = reporter
+        except (TypeError, ValueError):
+            pass
+        hook(cfg, resolve_data(data), device, **kwargs)
 
     task = ray.remote(num_cpus=cpus, num_gpus=min(1.0, t["gpus"]))(run_prepare)
+    names = sorted({j["prepare"] for j in jobs})
+    say(f"preparing once for all trials: {', '.join(j['label'] for j in jobs)} ({', '.join(names)})")
     t0 = time.time()
-    ray.get(task.remote(t, max(1, int(cpus))))
-    print(f"[avtune] prepared {t['trainable']} once for all trials ({ref}, {time.time() - t0:.1f} s)")
+    refs = {task.remote(j, t["data"], float(t["gpus"]), max(1, int(cpus)), queue): j["label"] for j in jobs}
+    try:
+        prepare_progress(refs, queue, metric=plan.spec.metric)
+    finally:
+        queue.shutdown()
+    say(f"prepared in {time.time() - t0:.1f} s")
 
 
 def fit(plan: Plan) -> list[dict[str, Any]]:
@@ -111,18 +173,32 @@ def fit(plan: Plan) -> list[dict[str, Any]]:
         if not fresh:
             tuner = tune_runner.restore_tuner(t, plan.extra_bundles)
         else:
+            methods = list(t["methods"]) if t.get("methods") else [t["trainable"]]
             tracker = tracking.MLflowSweepTracker(
                 plan.mlflow_uri, plan.spec.name, t["sweep_id"], plan.experiment, plan.spec.metric,
-                plan.spec.mode, params={k: v for k, v in t.items() if k not in ("prepare",)},
+                plan.spec.mode, params={k: v for k, v in t.items() if k not in _NOT_PARAMS},
                 tuned=plan.tuned, data_note=f"{t['data']} (fingerprint {t['data_fingerprint']})",
-                method=t["trainable"])
+                method=methods[0], methods=methods, sweep=plan.spec.name, command=t.get("command", ""),
+                resume_command=t.get("resume_command", ""), kind="compare" if t.get("methods") else "sweep",
+                seeds=int(t.get("seeds", 1)))
             if not plan.resume:
                 tune_runner.save_plan(t)
+            from orchestrator.methods import task_of
+            from orchestrator.progress import ConsoleProgress
+
+            task = task_of(methods[0])
+            score = next(((f"test/{k}", lab) for k, lab in zip(task.score_keys, task.score_labels)
+                          if f"val/{k}" == plan.spec.metric), None)
+            progress = ConsoleProgress(plan.n_trials, plan.spec.metric, plan.spec.mode, int(t["epochs"]),
+                                       tracker.run_name, score=score,
+                                       group_keys=["method"] if t.get("methods") else None)
             tuner = tune_runner.make_tuner(
-                t, plan.spec, callbacks=[tracking.MLflowTuneCallback(tracker, plan.n_trials)],
+                t, plan.spec, callbacks=[tracking.MLflowTuneCallback(tracker, plan.n_trials), progress,
+                                         *result_loggers()],
                 extra_bundles=plan.extra_bundles, max_concurrent_trials=plan.max_concurrent,
                 scheduler=plan.scheduler, num_samples=plan.num_samples)
-        results = tuner.fit()
+        with _tune_output(bool(t.get("verbose"))):
+            results = tuner.fit()
     finally:
         ray.shutdown()
     rows = []
@@ -132,5 +208,39 @@ def fit(plan: Plan) -> list[dict[str, Any]]:
                                                                r.metrics)}
         row.update({f"config/{k}": v for k, v in tracking.flatten(r.config or {}).items()})
         row.update(tracking.numeric_metrics(r.metrics or {}))
+        if isinstance((r.metrics or {}).get("seed"), (int, float)):
+            row["seed"] = int(r.metrics["seed"])
         rows.append(row)
     return rows
+
+
+@contextlib.contextmanager
+def _tune_output(verbose: bool):
+    """Ray Tune's console output: its new output engine (status tables, result dumps, the
+    experiment box) only with ``verbose``; never the TensorBoard logger (MLflow is the results
+    store; the JSON and CSV loggers are added explicitly, see :func:`result_loggers`)."""
+    env = {"TUNE_DISABLE_AUTO_CALLBACK_LOGGERS": "1"}
+    if not verbose:
+        env["RAY_AIR_NEW_OUTPUT"] = "0"  # the classic reporter, which verbose=0 silences
+    old = {k: os.environ.get(k) for k in env}
+    os.environ.update(env)
+    try:
+        yield
+    finally:
+        for k, v in old.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def result_loggers() -> list:
+    """Tune's per-trial ``result.json`` and ``progress.csv`` loggers (what Tune adds by default,
+    without TensorBoard's)."""
+    from ray.tune.logger import CSVLoggerCallback, JsonLoggerCallback
+
+    return [JsonLoggerCallback(), CSVLoggerCallback()]
+
+
+# Plan keys that are no run settings (hooks, the commands the description shows).
+_NOT_PARAMS = ("prepare", "command", "resume_command", "verbose")

@@ -1,7 +1,10 @@
 """Scores AVVP predictions from any codebase against the official LLP annotations.
 
-``python -m orchestrator.score --pred FILE --annotations DIR --split val|test
+``python -m orchestrator.score --pred FILE --split val|test [--annotations DIR]
 [--protocol han|jomold] [--threshold 0.5] [--json] [--verbose]``
+
+The official LLP annotation CSVs ship with avtune (``trainables/tasks/avvp/annotations/``), so
+``--annotations`` is only needed for another copy of them.
 
 ``FILE`` is ``.npz`` or ``.parquet`` holding ``video_ids`` (the CSV filenames; Parquet may call
 the column ``video_id``) and either
@@ -266,12 +269,15 @@ def format_table(scores: dict[str, float]) -> str:
 
 def score_file(
     pred: str | Path,
-    annotations: str | Path,
+    annotations: str | Path | None,
     split: str,
     protocol: str = PROTOCOLS[0],
     threshold: float = 0.5,
 ) -> tuple[dict[str, float], dict[str, Any]]:
     """Scores a predictions file against one split of the LLP annotations.
+
+    Args:
+        annotations: Directory of the LLP CSVs; None for the copy packaged with avtune.
 
     Returns:
         ``(scores, info)``: the ten scores and ``{"videos", "kind", "warnings"}``.
@@ -282,6 +288,8 @@ def score_file(
     """
     from trainables.tasks.avvp.llp import read_annotations
 
+    if annotations is None:
+        from trainables.tasks.avvp.annotations import DIR as annotations
     ann = read_annotations(annotations, split)
     if ann.gt_audio is None or ann.gt_visual is None:
         raise ScoreError(f"split {split!r} has no dense truth to score against")
@@ -297,8 +305,10 @@ def _parser() -> argparse.ArgumentParser:
         description="Score AVVP predictions (.npz or .parquet) with the official LLP F-scores.",
     )
     p.add_argument("--pred", required=True, help="predictions file (.npz or .parquet)")
-    p.add_argument("--annotations", required=True, help="directory of the official LLP CSVs")
-    p.add_argument("--split", required=True, choices=("val", "test"))
+    p.add_argument("--annotations", default=None,
+                   help="directory of the official LLP CSVs (default: the copy packaged with avtune, "
+                        "trainables/tasks/avvp/annotations)")
+    p.add_argument("--split", required=True, choices=("val", "test"), help="split to score against")
     p.add_argument("--protocol", choices=PROTOCOLS, default=PROTOCOLS[0],
                    help=f"decoding of probabilities (default {PROTOCOLS[0]}; ignored for binary predictions)")
     p.add_argument("--threshold", type=float, default=0.5,
@@ -316,6 +326,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from trainables.tasks.avvp.llp import AnnotationError
 
+    if args.annotations is None:
+        from trainables.tasks.avvp.annotations import DIR as packaged
+
+        args.annotations = packaged
     try:
         scores, info = score_file(args.pred, args.annotations, args.split, args.protocol, args.threshold)
     except (ScoreError, AnnotationError) as e:

@@ -13,13 +13,27 @@ class SweepError(Exception):
 
 # ----------------------------------------------------------------------------- specs
 
-def load_spec(ref: str) -> SweepSpec:
-    """A registered sweep by name, or ``package.module[:ATTR]`` defining a ``SweepSpec``."""
+def sweep_names() -> list[str]:
+    """The named sweeps' module names under ``search_spaces/``, without importing any of them
+    (a sweep's name is its module's name), so ``--help`` and errors stay fast."""
+    import pkgutil
+
     import search_spaces
 
-    reg = search_spaces.registry()
-    if ref in reg:
-        return reg[ref]
+    return sorted(m.name for m in pkgutil.iter_modules(search_spaces.__path__)
+                  if not m.name.startswith("_") and m.name != "base")
+
+
+def load_spec(ref: str) -> SweepSpec:
+    """A registered sweep by name, or ``package.module[:ATTR]`` defining a ``SweepSpec``.
+
+    A name is looked up in its own module first (``search_spaces/<name>.py``), so only that
+    sweep's imports load; an unknown name is reported without importing any sweep.
+    """
+    if ref in sweep_names():
+        spec = getattr(importlib.import_module(f"search_spaces.{ref}"), "SPEC", None)
+        if isinstance(spec, SweepSpec) and spec.name == ref:
+            return spec
     if "." in ref or ":" in ref:
         mod_name, _, attr = ref.partition(":")
         try:
@@ -29,7 +43,12 @@ def load_spec(ref: str) -> SweepSpec:
         if isinstance(spec, SweepSpec):
             return spec
         raise SweepError(f"{ref!r} does not define a SweepSpec {attr or 'SPEC'}")
-    raise SweepError(f"unknown sweep {ref!r}; known sweeps: {', '.join(reg) or '(none)'} "
+    import search_spaces
+
+    reg = search_spaces.registry() if ref in sweep_names() else {}
+    if ref in reg:  # a module whose SPEC has another name: the registry knows it
+        return reg[ref]
+    raise SweepError(f"unknown sweep {ref!r}; known sweeps: {', '.join(sweep_names()) or '(none)'} "
                      "(python -m orchestrator.sweep --list)")
 
 

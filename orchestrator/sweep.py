@@ -6,7 +6,11 @@ runs and paper-style tables). Without a GPU the sweep shrinks to its CPU preset 
 
 Four small steps: :func:`parse_args`, :func:`build_plan`, :func:`orchestrator.launch.fit` and
 :func:`report`; :mod:`orchestrator.preflight` checks the settings before anything starts.
-See docs/sweeps.md for every option.
+``--seeds N`` repeats every configuration under N seeds; ``--show [NAME]`` prints a finished
+run's ranked table again from MLflow. See docs/sweeps.md for every option.
+
+Module-level imports are the standard library and light modules only, so argument errors and
+unknown sweeps are reported before Ray, torch or MLflow load.
 """
 
 from __future__ import annotations
@@ -22,92 +26,51 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator import cli
 from orchestrator.launch import _local_resources, fit, start_ray
-from orchestrator.specs import SweepError, describe_space, list_sweeps, load_spec
+from orchestrator.specs import SweepError, describe_space, list_sweeps, load_spec, sweep_names
 from search_spaces.base import SweepSpec
-
-
 
 
 # ----------------------------------------------------------------------------- parse
 
-def _positive_int(name: str):
-    def conv(s: str) -> int:
-        try:
-            v = int(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be an integer, got {s!r}") from None
-        if v < 1:
-            raise argparse.ArgumentTypeError(f"{name} must be >= 1, got {v}")
-        return v
-    return conv
-
-
-def _nonneg_float(name: str, strictly_positive: bool = False):
-    def conv(s: str) -> float:
-        try:
-            v = float(s)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{name} must be a number, got {s!r}") from None
-        if not math.isfinite(v) or v < 0 or (strictly_positive and v == 0):
-            raise argparse.ArgumentTypeError(f"{name} must be {'> 0' if strictly_positive else '>= 0'}, got {s}")
-        return v
-    return conv
-
-
-def _seed(s: str) -> int:
-    try:
-        v = int(s)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"--seed must be an integer, got {s!r}") from None
-    if not 0 <= v < 2**32:
-        raise argparse.ArgumentTypeError(f"--seed must be in [0, 2**32), got {v}")
-    return v
-
-
-def _keyval(s: str) -> tuple[str, str]:
-    key, sep, val = s.partition("=")
-    if not sep or not key.strip():
-        raise argparse.ArgumentTypeError(f"--set expects KEY=VALUE, got {s!r}")
-    return key.strip(), val
+# Kept for callers that used the sweep module's converters.
+_positive_int, _nonneg_float, _seed, _keyval = cli.positive_int, cli.nonneg_float, cli.seed, cli.keyval
 
 
 def make_parser() -> argparse.ArgumentParser:
+    names = ", ".join(sweep_names())
     p = argparse.ArgumentParser(
         prog="python -m orchestrator.sweep",
+        formatter_class=cli.HelpFormatter,
         description="Run a named hyper-parameter sweep with Ray Tune + Optuna, tracked in MLflow.",
-        epilog="Without a GPU the sweep uses its CPU preset (smaller data, fewer epochs and trials) "
-               "and says so; any flag you pass overrides the preset. See docs/sweeps.md.")
-    p.add_argument("name", nargs="?", help="sweep name (see --list) or package.module[:SPEC]")
+        epilog=f"named sweeps: {names}\n(--list shows each one's metric and description)\n\n"
+               "Without a GPU the sweep uses its CPU preset (smaller data, fewer epochs and trials) "
+               "and says so;\nany of --data, --max-epochs, --num-samples overrides the preset. "
+               "Exit status: 0 every trial\nfinished, 1 some failed, 2 bad input (nothing written), "
+               "130 interrupted. See docs/sweeps.md.\n\n"
+               "examples:\n  python -m orchestrator.sweep NAME\n"
+               "  python -m orchestrator.sweep NAME --grid --seeds 3\n"
+               "  python -m orchestrator.sweep NAME --data SPEC --max-epochs 2 --num-samples 4\n"
+               "  python -m orchestrator.sweep --show\n")
+    p.add_argument("name", nargs="?", help=f"sweep name ({names}) or package.module[:SPEC]")
     p.add_argument("--list", action="store_true", help="list the named sweeps and exit")
-    p.add_argument("--num-samples", type=_positive_int("--num-samples"),
-                   help="trials (grid: repetitions of the grid); default from the sweep")
-    p.add_argument("--max-epochs", type=_positive_int("--max-epochs"), help="epochs per trial")
-    p.add_argument("--data", help="llp-sim | llp-sim-small | llp-sim-tiny | llp=PATH | avar-sim[-small|-tiny] | avar=PATH")
-    p.add_argument("--gpus-per-trial", type=_nonneg_float("--gpus-per-trial"),
-                   help="GPUs per trial (per worker with --workers-per-trial); fractions share a GPU")
-    p.add_argument("--cpus-per-trial", type=_nonneg_float("--cpus-per-trial", strictly_positive=True),
-                   help="CPUs per trial (per worker with --workers-per-trial); default 1")
-    p.add_argument("--workers-per-trial", type=_positive_int("--workers-per-trial"), default=1,
-                   help="Ray Train DDP workers per trial (default 1: in-process)")
-    p.add_argument("--max-concurrent", type=_positive_int("--max-concurrent"),
-                   help="cap on trials running at once (default: as many as the resources fit)")
-    p.add_argument("--max-failures", type=int, default=2, help="retries of a failed trial from its checkpoint")
-    p.add_argument("--address", help="join a running Ray cluster ('auto' on a cluster node, "
-                                     "HOST:PORT, ray://HOST:PORT; default: $RAY_ADDRESS if set, "
-                                     "else 'local': a private Ray on 127.0.0.1)")
-    p.add_argument("--mlflow-uri", help="MLflow tracking URI (default sqlite:///<cwd>/mlflow.db)")
-    p.add_argument("--storage", default="./ray_results",
-                   help="Tune results/checkpoints; local path or s3://bucket/prefix (shared on multi-node)")
-    p.add_argument("--name", dest="run_name", help="experiment name (default NAME-<timestamp>)")
-    p.add_argument("--resume", action="store_true",
+    p.add_argument("--show", nargs="?", const="", metavar="NAME",
+                   help="print the ranked table of a finished run again, from MLflow: NAME is a run "
+                        "(--name) or a sweep (its newest run); without NAME the newest run")
+    s = p.add_argument_group("search")
+    s.add_argument("--num-samples", metavar="N", type=cli.positive_int("--num-samples"),
+                   help="configurations to try (with --grid: repetitions of the grid); "
+                        "default: the sweep's (CPU-only: its cpu_num_samples)")
+    s.add_argument("--grid", action="store_true", help="run the sweep's grid instead of Optuna")
+    s.add_argument("--scheduler", choices=("fifo", "asha"), default="fifo",
+                   help="asha stops weak trials early")
+    s.add_argument("--resume", action="store_true",
                    help="continue an interrupted sweep (--name, or the newest one of NAME in --storage)")
-    p.add_argument("--seed", type=_seed, default=0, help="seed of the trials and of the TPE sampler")
-    p.add_argument("--scheduler", choices=("fifo", "asha"), default="fifo")
-    p.add_argument("--grid", action="store_true", help="run the sweep's grid instead of Optuna")
-    p.add_argument("--dry-run", action="store_true", help="print space, resources and data; run nothing")
-    p.add_argument("--set", dest="sets", type=_keyval, action="append", default=[], metavar="KEY=VALUE",
-                   help="override a field of the trainable's config for every trial (repeatable)")
+    s.add_argument("--set", dest="sets", type=cli.keyval, action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field of the trainable's config for every trial (repeatable); "
+                        "--set preset=NAME builds a named preset")
+    cli.add_run_options(p)
     return p
 
 
@@ -115,14 +78,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     """Parses and range-checks the command line (argparse exits with status 2 on bad values)."""
     p = make_parser()
     args = p.parse_args(argv)
-    if not args.list and not args.name:
-        p.error("a sweep NAME is required (or --list)")
-    if args.gpus_per_trial is not None and args.gpus_per_trial > 1 and args.gpus_per_trial != int(args.gpus_per_trial):
-        p.error(f"--gpus-per-trial above 1 must be a whole number, got {args.gpus_per_trial}")
-    if args.max_failures < 0:
-        p.error(f"--max-failures must be >= 0, got {args.max_failures}")
-    if args.run_name is not None and not re.fullmatch(r"[A-Za-z0-9_.\-]+", args.run_name):
-        p.error(f"--name may hold letters, digits, '_', '.', '-' only, got {args.run_name!r}")
+    if not args.list and args.show is None and not args.name:
+        p.error("a sweep NAME is required (or --list, --show)")
+    cli.check_run_args(p, args)
     return args
 
 
@@ -147,6 +105,7 @@ class Plan:
     max_concurrent: int = 1
     tuned: list[str] = field(default_factory=list)
     n_trials: int = 0
+    seeds: int = 1
 
 
 def _storage(s: str) -> str:
@@ -196,9 +155,9 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
     spec = load_spec(args.name)
     storage = _storage(args.storage)
     mlflow_uri = args.mlflow_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}"
-    total = dict(total if total is not None else _local_resources())
 
     if args.resume:
+        total = dict(total if total is not None else _local_resources())
         name = args.run_name or _find_latest(storage, args.name)
         try:
             trial = load_plan(f"{storage.rstrip('/')}/{name}")
@@ -207,11 +166,13 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
         if trial.get("sweep") != args.name:
             raise SweepError(f"--resume: experiment {name!r} ran sweep {trial.get('sweep')!r}, not {args.name!r}")
         trial["storage"] = storage
+        trial["verbose"] = bool(args.verbose)
         spec_obj = spec
         tuned = list(spec_obj.grid) if trial["grid"] else [ln.split(":")[0] for ln in describe_space(spec)]
         plan = Plan(spec=spec, trial=trial, num_samples=int(trial["num_samples"]), scheduler=trial["scheduler"],
                     address=args.address, mlflow_uri=trial["mlflow_uri"], experiment=name, resume=True,
                     has_gpu=float(trial["gpus"]) > 0, total=total, tuned=tuned,
+                    seeds=int(trial.get("seeds", 1)),
                     notes=[f"resuming {storage}/{name}: finished trials are kept, the others continue "
                            "from their last checkpoint"])
         _finish_resources(plan, args)
@@ -219,11 +180,19 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
 
     if args.grid and not spec.grid:
         raise SweepError(f"sweep {spec.name!r} defines no grid; drop --grid")
+    if args.data:
+        try:
+            from trainables.data.registry import describe_data
+
+            describe_data(args.data)  # validated before anything heavy loads
+        except ValueError as e:
+            raise SweepError(f"--data: {e}") from None
     try:
         entry = treg.get_method(spec.trainable)
         mod = treg.load(spec.trainable)
     except (KeyError, ImportError, TypeError) as e:
         raise SweepError(f"sweep {spec.name!r}: trainable {spec.trainable!r} is not available ({e})") from None
+    total = dict(total if total is not None else _local_resources())
 
     notes: list[str] = []
     has_gpu = (args.gpus_per_trial or 0) > 0 or (args.gpus_per_trial is None and total.get("GPU", 0) > 0)
@@ -232,11 +201,19 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
         samples = spec.num_samples
     else:
         data, epochs, samples = spec.cpu_data, spec.cpu_epochs, spec.cpu_num_samples
-        if not (args.data and args.max_epochs and (args.num_samples or args.grid)):
-            trials = "the grid" if args.grid else f"{spec.cpu_num_samples} trials"
-            notes.append(f"no GPU found: using the CPU preset of {spec.name} (data {spec.cpu_data}, "
-                         f"{spec.cpu_epochs} epochs, {trials}); "
-                         "--data/--max-epochs/--num-samples override it")
+        # Name only what the preset decides: the values given on the command line are the user's.
+        taken = []
+        if not args.data:
+            taken.append(f"data {spec.cpu_data}")
+        if not args.max_epochs:
+            taken.append(f"{spec.cpu_epochs} epochs")
+        if not (args.num_samples or args.grid):
+            taken.append(f"{spec.cpu_num_samples} trials")
+        if taken:
+            override = [f for f, given in (("--data", args.data), ("--max-epochs", args.max_epochs),
+                                           ("--num-samples", args.num_samples or args.grid)) if not given]
+            notes.append(f"no GPU found: using the CPU preset of {spec.name} for {', '.join(taken)}; "
+                         f"{'/'.join(override)} override{'s' if len(override) == 1 else ''} it")
     data = args.data or data
     try:
         from trainables.data.registry import describe_data
@@ -304,17 +281,35 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
                          "continue it with --resume or pick another --name")
     trial = {
         "sweep": args.name, "trainable": spec.trainable, "data": data, "base": base,
-        "epochs": int(epochs), "seed": int(args.seed), "workers": int(args.workers_per_trial),
+        "epochs": int(epochs), "seed": int(args.seed), "seeds": int(args.seeds),
+        "workers": int(args.workers_per_trial),
         "cpus": float(cpus), "gpus": float(gpus), "storage": storage, "name": name,
         "grid": bool(args.grid), "max_failures": int(args.max_failures), "sweep_id": uuid.uuid4().hex,
         "num_samples": int(num_samples), "scheduler": args.scheduler, "mlflow_uri": mlflow_uri,
-        "prepare": entry.prepare,
+        "prepare": entry.prepare, "verbose": bool(args.verbose),
     }
+    trial["command"] = reproduce_command(args.name, trial, args.sets)
+    trial["resume_command"] = f"python -m orchestrator.sweep {args.name} --resume --name {name}"
     plan = Plan(spec=spec, trial=trial, num_samples=int(num_samples), scheduler=args.scheduler,
                 address=args.address, mlflow_uri=mlflow_uri, experiment=name, resume=False,
-                has_gpu=has_gpu, notes=notes, total=total, tuned=tuned)
+                has_gpu=has_gpu, notes=notes, total=total, tuned=tuned, seeds=int(args.seeds))
     _finish_resources(plan, args)
     return plan
+
+
+def reproduce_command(sweep_ref: str, trial: dict[str, Any], sets: list[tuple[str, str]]) -> str:
+    """The command that runs the same sweep again: every resolved setting that changes results,
+    explicit (so it does not depend on the machine's presets)."""
+    opts: list[tuple[str, object]] = [("--data", trial["data"]), ("--max-epochs", trial["epochs"])]
+    if trial["grid"]:
+        opts += [("--grid", True), ("--num-samples", trial["num_samples"] if trial["num_samples"] > 1 else None)]
+    else:
+        opts.append(("--num-samples", trial["num_samples"]))
+    opts += [("--seed", trial["seed"]), ("--seeds", trial["seeds"] if trial["seeds"] > 1 else None),
+             ("--scheduler", trial["scheduler"] if trial["scheduler"] != "fifo" else None),
+             ("--workers-per-trial", trial["workers"] if trial["workers"] > 1 else None)]
+    opts += [("--set", f"{k}={v}") for k, v in sets]
+    return cli.command("orchestrator.sweep", [sweep_ref], opts)
 
 
 def _finish_resources(plan: Plan, args: argparse.Namespace) -> None:
@@ -329,7 +324,7 @@ def _finish_resources(plan: Plan, args: argparse.Namespace) -> None:
                                              "seed": plan.trial["seed"]})
         plan.extra_bundles = [dict(b) for b in hook(cfg) or []]
     plan.n_trials = plan.num_samples * (math.prod(len(v) for v in plan.spec.grid.values())
-                                        if plan.trial["grid"] else 1)
+                                        if plan.trial["grid"] else 1) * plan.seeds
     plan.max_concurrent = max_concurrent(plan.total, per_trial_demand(plan.trial, plan.extra_bundles),
                                          args.max_concurrent, plan.n_trials)
 
@@ -348,7 +343,9 @@ def describe_plan(plan: Plan) -> str:
         f"sweep       {plan.spec.name}: {plan.spec.description}",
         f"trainable   {plan.spec.trainable}   metric {plan.spec.metric} ({plan.spec.mode})",
         "search      " + (f"grid of {n_grid} cells x {plan.num_samples}" if n_grid
-                           else f"Optuna TPE (seed {t['seed']}), {plan.num_samples} trials"),
+                           else f"Optuna TPE (seed {t['seed']}), {plan.num_samples} trials")
+        + (f", each under {plan.seeds} seeds ({t['seed']}..{t['seed'] + plan.seeds - 1}; "
+           f"Optuna sees the mean): {plan.n_trials} runs" if plan.seeds > 1 else ""),
         f"scheduler   {plan.scheduler}",
         "space",
     ]
@@ -373,38 +370,39 @@ def describe_plan(plan: Plan) -> str:
     return "\n".join(lines)
 
 
-# ----------------------------------------------------------------------------- fit
-
 # ----------------------------------------------------------------------------- report
 
 def report(plan: Plan, rows: list[dict[str, Any]]) -> str:
-    """The closing text: the best trial's row and the command that opens MLflow on it."""
-    from orchestrator import tables
+    """The closing text: every trial ranked, the best configuration and the command that opens
+    MLflow on it."""
+    from orchestrator.results import closing_lines
 
-    metric = plan.spec.metric
+    lines = closing_lines(rows, metric=plan.spec.metric, mode=plan.spec.mode, method=plan.spec.trainable,
+                          planned=plan.n_trials)
     finished = [r for r in rows if r["status"] == "TERMINATED"]
-    # Only finished trials compete: an interrupted trial's partial epochs are no result.
-    best = tables.best_row(finished, metric, plan.spec.mode)
-    lines = [f"[avtune] {len(finished)}/{plan.n_trials or len(rows)} trials finished"]
-    if best is None:
-        lines.append(f"[avtune] no trial reported {metric}")
-    else:
-        cfg = ", ".join(f"{k.removeprefix('config/')}={v:.4g}" if isinstance(v, float)
-                        else f"{k.removeprefix('config/')}={v}" for k, v in best.items() if k.startswith("config/"))
-        lines.append(f"[avtune] best trial {best.get('trial_id')}: {cfg}  {metric}={best[metric]:.2f}")
-        from orchestrator.methods import task_of
-
-        task = task_of(plan.spec.trainable)
-        s = tables.scores_of(best, task, "test/")
-        if any(f"test/{k}" in best for k in task.score_keys):
-            lines.append("[avtune] test  " + "  ".join(f"{lab} {s[k]:.1f}" for k, lab in
-                                                       zip(task.score_keys, task.score_labels)))
     lines.append(f"[avtune] results: {plan.trial['storage']}/{plan.experiment}")
     if len(finished) + sum(r["status"] == "ERROR" for r in rows) >= plan.n_trials:
         lines.append(f"[avtune] tables: MLflow experiment {plan.spec.name!r}, parent run "
-                     f"{plan.experiment!r}, artifacts tables/")
+                     f"{plan.experiment!r} (its description and artifacts tables/); again with: "
+                     f"python -m orchestrator.sweep --show {plan.experiment}")
+    from orchestrator.results import open_lines_for
+
     lines.append(f"mlflow ui --backend-store-uri {plan.mlflow_uri} --host 127.0.0.1")
+    lines += open_lines_for(plan.mlflow_uri, plan.spec.name, plan.trial["sweep_id"])
     return "\n".join(lines)
+
+
+def show(ref: str, mlflow_uri: str) -> int:
+    """``--show [NAME]``: a finished run's ranked table, read back from MLflow."""
+    from orchestrator import results
+
+    try:
+        text = results.show_text(mlflow_uri, ref)
+    except (results.NotFound, KeyError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    print(text)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -415,6 +413,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.list:
         print(list_sweeps())
         return 0
+    if args.show is not None:
+        return show(args.show or args.name or "", args.mlflow_uri or f"sqlite:///{Path.cwd() / 'mlflow.db'}")
+    return execute(args, build_plan, describe_plan, report,
+                   lambda plan: f"python -m orchestrator.sweep {args.name} --resume --name {plan.experiment}")
+
+
+def execute(args: argparse.Namespace, build, describe, closing, resume_command) -> int:
+    """Plans, checks and runs a sweep or comparison; the exit status of :func:`main`.
+
+    Args:
+        args: The parsed command line (the options of :func:`cli.add_run_options`).
+        build: ``(args, total) -> Plan``; raises :class:`SweepError` on bad input.
+        describe: ``Plan -> str``, printed before the run (all of a dry run).
+        closing: ``(Plan, rows) -> str``, printed at the end.
+        resume_command: ``Plan -> str``, the command that continues the run.
+    """
     from orchestrator import preflight
 
     if not args.address and os.environ.get("RAY_ADDRESS"):
@@ -428,12 +442,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.address and not args.dry_run:
             preflight.check_address(args.address)
         try:
-            total = start_ray(args.address) if args.address and not args.dry_run else None
+            total = start_ray(args.address, verbose=args.verbose) if args.address and not args.dry_run else None
         except (ConnectionError, TimeoutError, RuntimeError) as e:
             # Something answers at the address, but it is no Ray cluster we can join.
             raise SweepError(f"--address {args.address}: cannot join a Ray cluster there "
                              f"({type(e).__name__}: {str(e).splitlines()[0][:200]})") from None
-        plan = build_plan(args, total)
+        plan = build(args, total)
         if not args.dry_run:
             preflight.check_tracking(plan.mlflow_uri)
             preflight.check_storage(plan.trial["storage"])
@@ -448,12 +462,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     for n in plan.notes:
         print(f"[avtune] {n}")
-    print(describe_plan(plan))
+    print(describe(plan), flush=True)
     if args.dry_run:
         return 0
     if not args.address:
-        plan.total = start_ray(None, plan.total)
-    resume = f"python -m orchestrator.sweep {args.name} --resume --name {plan.experiment}"
+        plan.total = start_ray(None, plan.total, verbose=args.verbose)
+    resume = resume_command(plan)
     try:
         rows = fit(plan)
     except KeyboardInterrupt:
@@ -466,13 +480,15 @@ def main(argv: list[str] | None = None) -> int:
                                        "no trial had started; run the same command again"),
               file=sys.stderr)
         return 130
-    print(report(plan, rows))
     finished = sum(r["status"] == "TERMINATED" for r in rows)
     failed = sum(r["status"] == "ERROR" for r in rows)
     if finished + failed < plan.n_trials:
+        # No best trial or tables from partial trials: say what finished and how to go on.
+        print(f"[avtune] {finished}/{plan.n_trials} trials finished")
         print(f"[avtune] interrupted: {finished} of {plan.n_trials} trials finished; "
               f"resume with: {resume}", file=sys.stderr)
         return 130
+    print(closing(plan, rows))
     return 0 if finished == plan.n_trials else 1
 
 

@@ -10,6 +10,7 @@ import html
 import math
 import os
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,27 +40,67 @@ def _fmt(v: float) -> str:
     return "-" if not math.isfinite(v) else f"{v:.1f}"
 
 
-def paper_table_rows(best: Mapping[str, Any] | None, label: str, task: TaskSpec,
+def _fmt_pm(mean: float, std: float, n: int, sep: str = " ± ") -> str:
+    """``61.2`` for one run, ``61.2 ± 0.4`` (sample std) for several (``sep="±"``: compact, for
+    console tables)."""
+    if not math.isfinite(mean):
+        return "-"
+    return f"{mean:.1f}" if n <= 1 or not math.isfinite(std) else f"{mean:.1f}{sep}{std:.1f}"
+
+
+def _short_ref(label: str) -> str:
+    """A published row's label without its bracketed note, marked ``*`` (console tables)."""
+    import re
+
+    short = re.sub(r"\s*\[[^\]]*\]\s*$", "", label)
+    return short + " *" if short != label else label
+
+
+def _entries(best: Any, label: str, task: TaskSpec) -> list[tuple[str, list[str]]]:
+    """``best`` as labelled formatted rows: a trial row (dict), a :class:`Group` (mean ± std over
+    its seeds), or a list of ``(label, Group)`` (one row each, e.g. the methods of a comparison)."""
+    if best is None:
+        return []
+    if isinstance(best, Group):
+        best = [(label, best)]
+    if isinstance(best, list):
+        out = []
+        for lab, g in best:
+            m, sd = g.scores(task, "test/")
+            out.append((lab, [_fmt_pm(m[k], sd[k], g.n_finished) for k in task.score_keys]))
+        return out
+    s = scores_of(best, task)
+    return [(label, [_fmt(s[k]) for k in task.score_keys])]
+
+
+def paper_table_rows(best: Any, label: str, task: TaskSpec,
                      methods: Sequence[str] = ()) -> list[tuple[str, list[str]]]:
-    """Table rows (label, formatted scores): the best trial first, then the published rows of
-    ``methods`` (the task's reference rows for the methods being compared)."""
-    rows: list[tuple[str, list[str]]] = []
-    if best is not None:
-        s = scores_of(best, task)
-        rows.append((label, [_fmt(s[k]) for k in task.score_keys]))
+    """Table rows (label, formatted scores): the run's rows first (a trial row, a group of seeds
+    as mean ± std, or several labelled groups), then the published rows of ``methods`` (the task's
+    reference rows for the methods being compared)."""
+    rows = _entries(best, label, task)
     for name, vals in task.references_for(methods):
         rows.append((name, [_fmt(v) for v in vals]))
     return rows
 
 
-def _note(task: TaskSpec, data_note: str, methods: Sequence[str]) -> str:
+def _note(task: TaskSpec, data_note: str, methods: Sequence[str], seeds: int = 1) -> str:
     refs = " " + task.reference_note if task.references_for(methods) else ""
-    return f"This sweep's row: test split of {data_note}.{refs}"
+    over = f" Mean ± standard deviation over {seeds} seeds." if seeds > 1 else ""
+    return f"This run's rows: test split of {data_note}, at the epoch selected on validation.{over}{refs}"
 
 
-def paper_table_markdown(best: Mapping[str, Any] | None, label: str, data_note: str, task: TaskSpec,
+def _n_of(best: Any) -> int:
+    if isinstance(best, Group):
+        return best.n_finished
+    if isinstance(best, list):
+        return max((g.n_finished for _, g in best), default=1)
+    return 1
+
+
+def paper_table_markdown(best: Any, label: str, data_note: str, task: TaskSpec,
                          methods: Sequence[str] = ()) -> str:
-    """Markdown table of the best trial's test scores next to the published rows of ``methods``."""
+    """Markdown table of the run's test scores next to the published rows of ``methods``."""
     header = ["Method", *task.score_labels]
     lines = [
         "| " + " | ".join(header) + " |",
@@ -67,26 +108,215 @@ def paper_table_markdown(best: Mapping[str, Any] | None, label: str, data_note: 
     ]
     for name, vals in paper_table_rows(best, label, task, methods):
         lines.append("| " + " | ".join([name, *vals]) + " |")
-    return "\n".join(lines) + "\n\n" + _note(task, data_note, methods) + "\n"
+    return "\n".join(lines) + "\n\n" + _note(task, data_note, methods, _n_of(best)) + "\n"
 
 
-def paper_table_html(best: Mapping[str, Any] | None, label: str, data_note: str, task: TaskSpec,
+def paper_table_html(best: Any, label: str, data_note: str, task: TaskSpec,
                      methods: Sequence[str] = ()) -> str:
     """The same table as a small standalone HTML page."""
     head = "".join(f"<th>{html.escape(h)}</th>" for h in ["Method", *task.score_labels])
     body = []
+    own = len(_entries(best, label, task))
     for i, (name, vals) in enumerate(paper_table_rows(best, label, task, methods)):
-        style = ' style="font-weight:bold"' if (best is not None and i == 0) else ""
+        style = ' style="font-weight:bold"' if i < own else ""
         cells = "".join(f"<td>{html.escape(v)}</td>" for v in vals)
         body.append(f"<tr{style}><td>{html.escape(name)}</td>{cells}</tr>")
     return (
-        "<!doctype html><html><head><meta charset='utf-8'><title>avtune sweep</title>"
+        "<!doctype html><html><head><meta charset='utf-8'><title>avtune</title>"
         "<style>table{border-collapse:collapse}td,th{border:1px solid #999;padding:3px 8px;"
         "text-align:right}td:first-child{text-align:left}</style></head><body>"
         f"<table><tr>{head}</tr>{''.join(body)}</table>"
-        f"<p>{html.escape(_note(task, data_note, methods))}</p>"
+        f"<p>{html.escape(_note(task, data_note, methods, _n_of(best)))}</p>"
         "</body></html>\n"
     )
+
+
+# ----------------------------------------------------------------------------- seeds and ranking
+
+# The config key a repeated configuration's seed index travels under (Ray Tune's Repeater's).
+SEED_INDEX = "__trial_index__"
+FINISHED = "TERMINATED"
+
+
+@dataclass
+class Group:
+    """The trials of one configuration (one per seed; a single trial without ``--seeds``).
+
+    Attributes:
+        config: The configuration's tuned values (``{"theta_a": 0.6, ...}``), seed index excluded.
+        rows: Its trial rows, in seed order.
+    """
+
+    config: dict[str, Any]
+    rows: list[Mapping[str, Any]] = field(default_factory=list)
+
+    @property
+    def finished(self) -> list[Mapping[str, Any]]:
+        return [r for r in self.rows if r.get("status", FINISHED) == FINISHED]
+
+    @property
+    def n_finished(self) -> int:
+        return len(self.finished)
+
+    def stat(self, key: str) -> tuple[float, float]:
+        """Mean and sample standard deviation of ``key`` over the finished seeds (NaN if none;
+        std NaN for one seed)."""
+        vals = [float(r[key]) for r in self.finished if _finite(r.get(key))]
+        if not vals:
+            return math.nan, math.nan
+        mean = sum(vals) / len(vals)
+        if len(vals) < 2:
+            return mean, math.nan
+        return mean, math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1))
+
+    def scores(self, task: TaskSpec, prefix: str = "test/") -> tuple[dict[str, float], dict[str, float]]:
+        """``(means, stds)`` of the task's scores under ``prefix``."""
+        pairs = {k: self.stat(prefix + k) for k in task.score_keys}
+        return {k: v[0] for k, v in pairs.items()}, {k: v[1] for k, v in pairs.items()}
+
+    def label(self) -> str:
+        return settings_label(self.config)
+
+    def summary_row(self, task: TaskSpec, metric: str) -> dict[str, Any]:
+        """One flat row of the group's means (``metric``, ``test/...``) and the first seed's ids."""
+        first = self.rows[0] if self.rows else {}
+        out: dict[str, Any] = {k: v for k, v in first.items() if k in ("trial_id", "trial_name")}
+        out.update({f"config/{k}": v for k, v in self.config.items()})
+        out[metric] = self.stat(metric)[0]
+        for k, v in self.scores(task, "test/")[0].items():
+            out[f"test/{k}"] = v
+        return out
+
+
+def _value_text(v: Any) -> str:
+    return f"{v:.4g}" if isinstance(v, float) else str(v)
+
+
+def settings_label(config: Mapping[str, Any]) -> str:
+    """``theta_a=0.6 theta_v=1.8``: a configuration's tuned values, as runs and tables name it."""
+    return " ".join(f"{k}={_value_text(v)}" for k, v in sorted(config.items())) or "(defaults)"
+
+
+def config_of(row: Mapping[str, Any], keys: Sequence[str] | None = None) -> dict[str, Any]:
+    """The tuned values of a trial row (``config/<k>``), without the seed index."""
+    cfg = {k.removeprefix("config/"): v for k, v in row.items() if k.startswith("config/")}
+    cfg.pop(SEED_INDEX, None)
+    if keys is not None:
+        cfg = {k: cfg[k] for k in keys if k in cfg}
+    return cfg
+
+
+def group_rows(rows: Sequence[Mapping[str, Any]], keys: Sequence[str] | None = None) -> list[Group]:
+    """Trial rows grouped by configuration (``keys`` of their config; all but the seed index by
+    default), in first-seen order; within a group, rows are in seed order."""
+    groups: dict[str, Group] = {}
+    for r in rows:
+        cfg = config_of(r, keys)
+        key = repr(sorted((k, repr(v)) for k, v in cfg.items()))
+        groups.setdefault(key, Group(cfg)).rows.append(r)
+    for g in groups.values():
+        g.rows.sort(key=lambda r: (r.get("seed") is None, r.get("seed") or 0))
+    return list(groups.values())
+
+
+def rank_groups(groups: Sequence[Group], metric: str, mode: str) -> list[Group]:
+    """Configurations best first by the mean of ``metric`` over finished seeds; configurations
+    without a finished seed last."""
+    def key(g: Group):
+        m = g.stat(metric)[0]
+        if not math.isfinite(m):
+            return (1, 0.0)
+        return (0, -m if mode == "max" else m)
+    return sorted(groups, key=key)
+
+
+def best_group(rows: Sequence[Mapping[str, Any]], metric: str, mode: str,
+               keys: Sequence[str] | None = None) -> Group | None:
+    """The configuration with the best mean ``metric`` over its finished seeds, or None."""
+    ranked = rank_groups(group_rows(rows, keys), metric, mode)
+    return ranked[0] if ranked and math.isfinite(ranked[0].stat(metric)[0]) else None
+
+
+def _header_rows(labels: Sequence[str]) -> tuple[list[str], list[str]]:
+    """Labels split at their first space into a group row ("Seg", "Event") and a name row."""
+    top, bottom, prev = [], [], None
+    for lab in labels:
+        head, _, rest = lab.partition(" ")
+        if not rest:
+            head, rest = "", lab
+        top.append(head if head != prev else "")
+        bottom.append(rest)
+        prev = head
+    return top, bottom
+
+
+def ranked_table(rows: Sequence[Mapping[str, Any]], *, task: TaskSpec, metric: str, mode: str,
+                 keys: Sequence[str] | None = None, limit: int | None = None) -> str:
+    """Every configuration ranked by its selected validation ``metric`` (mean ± std over seeds),
+    with the settings, the selected epoch (from 1; mean over seeds) and the test scores (means
+    over seeds), as a plain-text table; unfinished trials are listed below it with their status."""
+    groups = rank_groups(group_rows(rows, keys), metric, mode)
+    seeds = max((len(g.rows) for g in groups), default=1)
+    cols = ["#", "settings"] + (["seeds"] if seeds > 1 else []) + [f"{metric} ({mode})", "epoch"]
+    labels = list(task.score_labels)
+    top, bottom = _header_rows([f"test {lab}" if " " not in lab else lab for lab in labels])
+    body = []
+    shown = [g for g in groups if g.n_finished][:limit]
+    for i, g in enumerate(shown, 1):
+        m, sd = g.stat(metric)
+        ep = g.stat("best_epoch")[0] + 1  # the selected epoch, counted from 1
+        line = [str(i), g.label()] + ([f"{g.n_finished}/{len(g.rows)}"] if seeds > 1 else [])
+        line += [_fmt_pm2(m, sd, g.n_finished).replace(" ± ", "±"),
+                 "-" if not math.isfinite(ep) else f"{ep:.0f}" if g.n_finished == 1 else f"{ep:.1f}"]
+        means, stds = g.scores(task, "test/")
+        # Test scores as means (their std is in the paper table): the console table stays narrow.
+        line += [_fmt(means[k]) for k in task.score_keys]
+        body.append(line)
+    head1 = [""] * len(cols) + top
+    head2 = cols + bottom
+    widths = [max(len(x) for x in col) for col in zip(head1, head2, *body)] if body else [len(h) for h in head2]
+    left = {1}
+
+    def fmt(cells):
+        return "  ".join(c.ljust(w) if j in left else c.rjust(w) for j, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    out = []
+    if any(head1):
+        out.append(fmt(head1))
+    out += [fmt(head2), "  ".join("-" * w for w in widths)] + [fmt(b) for b in body]
+    if not body:
+        out.append("(no finished trial)")
+    others = [(g, r) for g in groups for r in g.rows if r.get("status", FINISHED) != FINISHED]
+    for g, r in others:
+        seed = f" seed={r['seed']}" if r.get("seed") is not None and seeds > 1 else ""
+        out.append(f"   {r.get('status', '?').lower():>11}: {g.label()}{seed}"
+                   + (f" ({r['trial_id']})" if r.get("trial_id") else ""))
+    if limit is not None and len([g for g in groups if g.n_finished]) > limit:
+        out.append(f"   ... {len([g for g in groups if g.n_finished]) - limit} more")
+    return "\n".join(out)
+
+
+def _fmt_pm2(mean: float, std: float, n: int) -> str:
+    """Like :func:`_fmt_pm` with two decimals (the metric a search ranks by)."""
+    if not math.isfinite(mean):
+        return "-"
+    return f"{mean:.2f}" if n <= 1 or not math.isfinite(std) else f"{mean:.2f} ± {std:.2f}"
+
+
+def ranked_markdown(rows: Sequence[Mapping[str, Any]], *, task: TaskSpec, metric: str, mode: str,
+                    keys: Sequence[str] | None = None, limit: int = 10) -> str:
+    """The ranked configurations as a Markdown table (the parent run's description)."""
+    groups = [g for g in rank_groups(group_rows(rows, keys), metric, mode) if g.n_finished][:limit]
+    seeds = max((len(g.rows) for g in groups), default=1)
+    head = ["#", "settings"] + (["seeds"] if seeds > 1 else []) + [metric] + list(task.score_labels)
+    lines = ["| " + " | ".join(head) + " |", "|" + "|".join(["---:", "---"] + ["---:"] * (len(head) - 2)) + "|"]
+    for i, g in enumerate(groups, 1):
+        m, sd = g.stat(metric)
+        means, stds = g.scores(task, "test/")
+        cells = [str(i), g.label()] + ([str(g.n_finished)] if seeds > 1 else []) + [_fmt_pm2(m, sd, g.n_finished)]
+        cells += [_fmt_pm(means[k], stds[k], g.n_finished) for k in task.score_keys]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
 
 
 def write_trials_parquet(rows: Sequence[Mapping[str, Any]], path: str | os.PathLike) -> Path:
@@ -184,11 +414,12 @@ def write_sweep_tables(rows: Sequence[Mapping[str, Any]], out_dir: str | os.Path
                        methods: Sequence[str] = ()) -> list[Path]:
     """Writes every table of a sweep into ``out_dir``; returns the written paths.
 
-    Files: ``paper_table.md``, ``paper_table.html``, ``trials.parquet`` and, when exactly two
-    numeric parameters were tuned, ``heatmap.png``.
+    Files: ``paper_table.md``, ``paper_table.html`` (the best configuration's test scores, mean ±
+    std over its seeds), ``trials.parquet`` (one row per trial) and, when exactly two numeric
+    parameters were tuned, ``heatmap.png`` (cells average over trials and seeds).
     """
     out = Path(out_dir)
-    best = best_row(rows, metric, mode)
+    best = best_group([r for r in rows if r.get("status", FINISHED) == FINISHED], metric, mode)
     paths = []
     md = out / "paper_table.md"
     atomic_write_bytes(md, paper_table_markdown(best, label, data_note, task, methods).encode())
@@ -204,4 +435,177 @@ def write_sweep_tables(rows: Sequence[Mapping[str, Any]], out_dir: str | os.Path
                                        out / "heatmap.png"))
         except ValueError:
             pass  # no finished trial carries the metric: nothing to draw
+    return paths
+
+
+# ----------------------------------------------------------------------------- comparisons
+
+# Per-class scores a task may report for the test split: ``test/class_<modality>/<class>``.
+CLASS_PREFIX = "test/class_"
+
+
+def _text_table(header: Sequence[str], body: Sequence[Sequence[str]], left: Sequence[int] = (0,)) -> list[str]:
+    """Aligned plain-text table; labels with a space get a two-row header (see _header_rows)."""
+    top, bottom = _header_rows(list(header[len(left):]))
+    head1 = [""] * len(left) + top
+    head2 = list(header[:len(left)]) + bottom
+    widths = [max(len(x) for x in col) for col in zip(head1, head2, *body)]
+
+    def fmt(cells):
+        return "  ".join(c.ljust(w) if j in left else c.rjust(w)
+                         for j, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    out = [fmt(head1)] if any(head1) else []
+    return out + [fmt(head2), "  ".join("-" * w for w in widths)] + [fmt(b) for b in body]
+
+
+def method_groups(rows: Sequence[Mapping[str, Any]], methods: Sequence[str]) -> list[tuple[str, Group]]:
+    """A comparison's rows as ``(method, Group of its seeds)``, in ``methods`` order."""
+    by = {str(g.config.get("method")): g for g in group_rows(rows, ["method"])}
+    return [(m, by[m]) for m in methods if m in by]
+
+
+def class_panels(rows: Sequence[Mapping[str, Any]]) -> dict[str, list[str]]:
+    """The per-class score names of finished rows, by modality (``{"A": [...], "V": [...]}``),
+    in first-seen order."""
+    out: dict[str, list[str]] = {}
+    for r in rows:
+        if r.get("status", FINISHED) != FINISHED:
+            continue
+        for k in r:
+            if k.startswith(CLASS_PREFIX):
+                mod, _, name = k[len(CLASS_PREFIX):].partition("/")
+                names = out.setdefault(mod, [])
+                if name not in names:
+                    names.append(name)
+    return out
+
+
+_MODALITY = {"A": "audio", "V": "visual"}
+
+
+def compare_text(rows: Sequence[Mapping[str, Any]], *, task: TaskSpec, methods: Sequence[str],
+                 metric: str, data_note: str) -> str:
+    """A comparison as plain text: the paper-style table (mean ± std over seeds per method,
+    beside the published rows), the selected validation metric, and the per-class F table."""
+    entries = method_groups(rows, methods)
+    body = []
+    for m, g in entries:
+        means, stds = g.scores(task, "test/")
+        vm, vs = g.stat(metric)
+        body.append([m, f"{g.n_finished}/{len(g.rows)}", _fmt_pm2(vm, vs, g.n_finished).replace(" ± ", "±")]
+                    + [_fmt_pm(means[k], stds[k], g.n_finished, "±") for k in task.score_keys])
+    refs = task.references_for(methods)
+    for name, vals in refs:
+        body.append([_short_ref(name), "", ""] + [_fmt(v) for v in vals])
+    seeds = max((len(g.rows) for _, g in entries), default=1)
+    lines = [f"test scores on {data_note} at the epoch selected by {metric}"
+             + ("; mean±std over the finished seeds" if seeds > 1 else "") + ":"]
+    lines += ["  " + ln for ln in _text_table(["method", "seeds", metric, *task.score_labels], body,
+                                              left=(0,))]
+    if refs:
+        lines.append("  * " + task.reference_note)
+    panels = class_panels(rows)
+    if panels:
+        lines.append("per-class segment F (test, mean over seeds):")
+        lines += ["  " + ln for ln in class_table_text(entries, panels)]
+    return "\n".join(lines)
+
+
+def _class_mean(g: Group, mod: str, name: str) -> tuple[float, float]:
+    return g.stat(f"{CLASS_PREFIX}{mod}/{name}")
+
+
+def class_table_text(entries: Sequence[tuple[str, Group]], panels: Mapping[str, Sequence[str]]) -> list[str]:
+    """One line per class: each method's audio F, then each method's visual F (means over seeds)."""
+    mods = list(panels)
+    names = [n for n in dict.fromkeys(n for m in mods for n in panels[m])]
+    header = ["class"] + [f"{_MODALITY.get(m, m)} {meth}" for m in mods for meth, _ in entries]
+    body = []
+    for n in names:
+        cells = [n]
+        for m in mods:
+            for _, g in entries:
+                v = _class_mean(g, m, n)[0]
+                cells.append("-" if not math.isfinite(v) else f"{v:.1f}")
+        body.append(cells)
+    return _text_table(header, body)
+
+
+def class_table_markdown(entries: Sequence[tuple[str, Group]], panels: Mapping[str, Sequence[str]]) -> str:
+    mods = list(panels)
+    names = [n for n in dict.fromkeys(n for m in mods for n in panels[m])]
+    header = ["class"] + [f"{_MODALITY.get(m, m)} F, {meth}" for m in mods for meth, _ in entries]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(["---"] + ["---:"] * (len(header) - 1)) + "|"]
+    for n in names:
+        cells = [n]
+        for m in mods:
+            for _, g in entries:
+                v, sd = _class_mean(g, m, n)
+                cells.append(_fmt_pm(v, sd, g.n_finished))
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def write_class_bars(entries: Sequence[tuple[str, Group]], panels: Mapping[str, Sequence[str]],
+                     path: str | os.PathLike, title: str = "") -> Path:
+    """Per-class F bars: one panel per modality, one bar per method and class (mean over seeds,
+    error bar one std)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    mods = list(panels)
+    names = [n for n in dict.fromkeys(n for m in mods for n in panels[m])]
+    fig, axes = plt.subplots(len(mods), 1, figsize=(max(8.0, 0.45 * len(names) * max(1, len(entries)) ** 0.5 + 3),
+                                                    3.2 * len(mods)), squeeze=False)
+    width = 0.8 / max(1, len(entries))
+    x = np.arange(len(names))
+    for ax, m in zip(axes[:, 0], mods):
+        for j, (meth, g) in enumerate(entries):
+            stats = [_class_mean(g, m, n) for n in names]
+            vals = [v if math.isfinite(v) else 0.0 for v, _ in stats]
+            errs = [sd if math.isfinite(sd) else 0.0 for _, sd in stats]
+            ax.bar(x + (j - (len(entries) - 1) / 2) * width, vals, width, yerr=errs, label=meth, capsize=1.5)
+        ax.set_ylabel(f"{_MODALITY.get(m, m)} F (test)")
+        ax.set_xticks(x, names, rotation=60, ha="right", fontsize=7)
+        ax.set_ylim(0, 100)
+        ax.grid(axis="y", alpha=0.3)
+    axes[0, 0].legend(fontsize=8, ncols=min(4, len(entries)))
+    axes[0, 0].set_title(title or "per-class segment F on the test split (mean over seeds)")
+    fig.tight_layout()
+    try:
+        with atomic_path(path, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110)
+    finally:
+        plt.close(fig)
+    return Path(path)
+
+
+def write_compare_tables(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike, *, metric: str,
+                         mode: str, task: TaskSpec, methods: Sequence[str], data_note: str) -> list[Path]:
+    """A comparison's files in ``out_dir``: ``paper_table.md``/``.html`` (one row per method,
+    mean ± std over seeds, beside the published rows), ``compare.txt`` (what the console shows),
+    ``trials.parquet`` and, where the methods report per-class scores, ``class_f.md`` and
+    ``class_f.png`` (per-class F bars per modality)."""
+    del mode  # methods are listed in the order given, not ranked
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    entries = method_groups([r for r in rows if r.get("status", FINISHED) == FINISHED], methods)
+    paths = []
+    md = out / "paper_table.md"
+    atomic_write_bytes(md, paper_table_markdown(entries or None, "", data_note, task, methods).encode())
+    ht = out / "paper_table.html"
+    atomic_write_bytes(ht, paper_table_html(entries or None, "", data_note, task, methods).encode())
+    txt = out / "compare.txt"
+    atomic_write_bytes(txt, (compare_text(rows, task=task, methods=methods, metric=metric,
+                                          data_note=data_note) + "\n").encode())
+    paths += [md, ht, txt, write_trials_parquet(rows, out / "trials.parquet")]
+    panels = class_panels(rows)
+    if panels and entries:
+        cm = out / "class_f.md"
+        atomic_write_bytes(cm, class_table_markdown(entries, panels).encode())
+        paths += [cm, write_class_bars(entries, panels, out / "class_f.png")]
     return paths

@@ -49,12 +49,36 @@ def _grid_constants(plan: Mapping[str, Any], fixed: Mapping[str, Any]) -> dict[s
     return dict(load_spec(plan["sweep"]).space(GridTrial(dict(fixed))) or {})
 
 
+# A repeated configuration's seed index (Ray Tune's Repeater sets it; a grid sweeps it).
+SEED_INDEX = "__trial_index__"
+
+
+def trial_plan(plan: Mapping[str, Any], config: Mapping[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The plan one trial runs under, and its own config values.
+
+    A comparison's plan holds one sub-plan per method (``plan["methods"][name]``: its
+    ``trainable``, ``base``, ``prepare``); its trials carry ``method`` in their config, and run
+    under the plan with that method's sub-plan merged in. The seed index is not a config value.
+    """
+    own = {k: v for k, v in config.items() if k != SEED_INDEX}
+    methods = plan.get("methods")
+    if methods and "method" in own:
+        sub = methods[own.pop("method")]
+        return {**plan, **sub}, own
+    return dict(plan), own
+
+
+def trial_seed(plan: Mapping[str, Any], config: Mapping[str, Any]) -> int:
+    """The trial's seed: the plan's seed plus its seed index (``--seeds N`` runs seed .. seed+N-1)."""
+    return int(plan["seed"]) + int(config.get(SEED_INDEX, 0))
+
+
 def trial_overrides(plan: Mapping[str, Any], config: Mapping[str, Any]) -> dict[str, Any]:
     """Config-field overrides of one trial: base fields, tuned values, derived constants, epochs, seed."""
-    tuned = dict(config)
+    sub, tuned = trial_plan(plan, config)
     # A grid skips Optuna, so the derived constants come from running the space on the cell.
-    consts = _grid_constants(plan, tuned) if plan.get("grid") else {}
-    return {**plan["base"], **tuned, **consts, "epochs": plan["epochs"], "seed": plan["seed"]}
+    consts = _grid_constants(sub, tuned) if sub.get("grid") and not sub.get("methods") else {}
+    return {**sub["base"], **tuned, **consts, "epochs": sub["epochs"], "seed": trial_seed(plan, config)}
 
 
 def _save_state(state: dict, metrics: Mapping[str, Any], directory: str) -> None:
@@ -133,10 +157,12 @@ def run_trial(config: dict, plan: dict) -> None:
     """
     from orchestrator.methods import build_config, get_method, load, load_hook
 
+    overrides = trial_overrides(plan, config)
+    full, plan = plan, trial_plan(plan, config)[0]
     mod = load(plan["trainable"])
-    cfg = build_config(mod.Config, trial_overrides(plan, config))
+    cfg = build_config(mod.Config, overrides)
     if int(plan.get("workers", 1)) > 1:
-        _run_ddp(config, plan)
+        _run_ddp(config, full)
         return
 
     import torch
@@ -240,9 +266,11 @@ def _run_ddp(config: dict, plan: dict) -> None:
     if gpus > 0:
         per_worker["GPU"] = gpus
     trial_id = tune.get_context().get_trial_id()
+    overrides = trial_overrides(plan, config)
+    plan = trial_plan(plan, config)[0]
     trainer = TorchTrainer(
         _ddp_worker,
-        train_loop_config={"plan": plan, "overrides": trial_overrides(plan, config)},
+        train_loop_config={"plan": plan, "overrides": overrides},
         scaling_config=ray.train.ScalingConfig(num_workers=int(plan["workers"]), use_gpu=gpus > 0,
                                                resources_per_worker=per_worker),
         run_config=ray.train.RunConfig(
@@ -310,10 +338,15 @@ def max_concurrent(total: Mapping[str, float], demand: Mapping[str, float], cap:
 
 
 def trial_name(trial) -> str:
-    """``<trial id>[k=v,...]`` with the tuned values, so tables and the MLflow UI show them."""
+    """``<trial id>[k=v,...]`` with the tuned values (and the seed index of a repeated
+    configuration as ``seed+i``), so Tune's own output shows them."""
     parts = []
     for k, v in sorted(trial.config.items()):
+        if k == SEED_INDEX:
+            continue
         parts.append(f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}")
+    if SEED_INDEX in trial.config:
+        parts.append(f"seed+{trial.config[SEED_INDEX]}")
     return f"{trial.trial_id}[{','.join(parts)}]"
 
 
@@ -322,27 +355,47 @@ def trial_dirname(trial) -> str:
     return f"trial_{trial.trial_id}"
 
 
-def make_trainable(plan: dict, extra_bundles: list[dict] | None = None):
-    """The function trainable with the plan bound and the trial's resources attached."""
+def make_trainable(plan: dict, extra_bundles: list[dict] | dict[str, list[dict]] | None = None):
+    """The function trainable with the plan bound and the trial's resources attached (for a
+    comparison, ``extra_bundles`` maps each method to its own and each trial gets its method's)."""
     from ray import tune
 
-    return tune.with_resources(tune.with_parameters(run_trial, plan=plan),
-                               trial_resources(plan, extra_bundles))
+    trainable = tune.with_parameters(run_trial, plan=plan)
+    if plan.get("methods"):
+        per = dict(extra_bundles or {})
+
+        def resources(config):
+            sub = trial_plan(plan, config)[0]
+            return trial_resources(sub, per.get(config.get("method"), []))
+        return tune.with_resources(trainable, resources)
+    return tune.with_resources(trainable, trial_resources(plan, extra_bundles))
 
 
-def make_tuner(plan: dict, spec, *, callbacks: list, extra_bundles: list[dict] | None,
+def make_tuner(plan: dict, spec, *, callbacks: list, extra_bundles: list[dict] | dict | None,
                max_concurrent_trials: int, scheduler: str, num_samples: int):
-    """A fresh Tuner for ``plan`` (Optuna TPE, or the spec's grid with ``plan['grid']``)."""
+    """A fresh Tuner for ``plan``: Optuna TPE, the spec's grid with ``plan['grid']``, or a
+    comparison's methods (``plan['methods']``).
+
+    With ``plan['seeds'] = N > 1`` every configuration runs under N seeds (seed index
+    :data:`SEED_INDEX`; seed = plan seed + index): Optuna suggests a configuration once and is
+    told the mean of its N trials (Ray Tune's ``Repeater``); a grid sweeps the seed index as one
+    more axis, so each cell runs N times. ``num_samples`` counts configurations (grid:
+    repetitions of the grid).
+    """
     from ray import tune
 
+    seeds = int(plan.get("seeds", 1))
     search_alg = None
     param_space: dict[str, Any] = {}
-    if plan["grid"]:
+    if plan.get("methods"):
+        param_space = {"method": tune.grid_search(list(plan["methods"]))}
+    elif plan["grid"]:
         param_space = {k: tune.grid_search(list(v)) for k, v in spec.grid.items()}
     else:
         import optuna
         from ray.tune.search.optuna import OptunaSearch
 
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
         search_alg = OptunaSearch(
             space=spec.space,
             metric=spec.metric,
@@ -350,6 +403,13 @@ def make_tuner(plan: dict, spec, *, callbacks: list, extra_bundles: list[dict] |
             points_to_evaluate=[dict(p) for p in spec.points_to_evaluate] or None,
             sampler=optuna.samplers.TPESampler(seed=int(plan["seed"])),
         )
+        if seeds > 1:
+            from ray.tune.search import Repeater
+
+            search_alg = Repeater(search_alg, repeat=seeds, set_index=True)
+    if seeds > 1 and search_alg is None:
+        param_space[SEED_INDEX] = tune.grid_search(list(range(seeds)))
+    samples = num_samples * seeds if search_alg is not None else num_samples
     sched = None
     if scheduler == "asha":
         from ray.tune.schedulers import ASHAScheduler
@@ -360,7 +420,7 @@ def make_tuner(plan: dict, spec, *, callbacks: list, extra_bundles: list[dict] |
     tune_config = tune.TuneConfig(
         search_alg=search_alg,
         scheduler=sched,
-        num_samples=num_samples,
+        num_samples=samples,
         max_concurrent_trials=max_concurrent_trials,
         trial_name_creator=trial_name,
         trial_dirname_creator=trial_dirname,
@@ -372,13 +432,14 @@ def make_tuner(plan: dict, spec, *, callbacks: list, extra_bundles: list[dict] |
         callbacks=callbacks,
         failure_config=tune.FailureConfig(max_failures=int(plan.get("max_failures", 2))),
         checkpoint_config=tune.CheckpointConfig(num_to_keep=2),
-        verbose=int(plan.get("verbose", 1)),
+        # Ray's own tables and result dumps only with --verbose; avtune prints its own progress.
+        verbose=1 if plan.get("verbose") else 0,
     )
     return tune.Tuner(make_trainable(plan, extra_bundles), param_space=param_space,
                       tune_config=tune_config, run_config=run_config)
 
 
-def restore_tuner(plan: dict, extra_bundles: list[dict] | None = None):
+def restore_tuner(plan: dict, extra_bundles: list[dict] | dict | None = None):
     """Restores the interrupted experiment of ``plan``: finished trials stay finished; unfinished
     and errored ones continue from their last checkpoint."""
     from ray import tune

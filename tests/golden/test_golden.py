@@ -30,8 +30,9 @@ def _jomold(cache):
 
 
 def _rlld():
-    from trainables.methods.rlld import learner as rlld
-    return rlld.fit(rlld.Config(epochs=2, seed=3), resolve_data("llp-sim-tiny"), device="cpu")
+    from trainables.methods.rlld.config import Config
+    from trainables.methods.rlld.training import fit
+    return fit(Config(epochs=2, seed=3), resolve_data("llp-sim-tiny"), device="cpu")
 
 
 def _avar():

@@ -39,7 +39,7 @@ def test_convert_llp_cli(tmp_path, capsys):
     assert rc == 0
     meta = read_meta(tmp_path / "out")
     assert meta["shapes"]["visual"] == [10, 8, 2048] and meta["dtypes"]["visual"] == "float16"
-    assert '"kind": "llp"' in capsys.readouterr().out
+    assert "  kind        llp, format version 1" in capsys.readouterr().out
 
 
 def test_convert_llp_cli_bad_input_exit_2(tmp_path, capsys):
@@ -63,9 +63,17 @@ def test_make_sim_and_info(tmp_path, capsys):
     assert meta["params"]["seed"] == 3 and meta["extra"]["preset"] == "llp-sim-tiny"
     capsys.readouterr()
     assert main(["info", str(out)]) == 0
-    text = capsys.readouterr().out
-    shown = json.loads(text[text.index("{"):])
-    assert shown["kind"] == "llp-sim" and shown["splits"]["test"] == 64
+    lines = capsys.readouterr().out.splitlines()
+    # Readable by default: a dozen labelled lines, not the raw metadata.
+    assert len(lines) < 20 and not any(ln.strip() in ("{", "}") for ln in lines)
+    assert lines[1].split() == ["kind", "llp-sim", "(preset", "llp-sim-tiny),", "format", "version", "1"]
+    assert "  splits      train 256, val 64, test 64 (hidden truth: train, val, test)" in lines
+    assert any(ln.startswith("  columns     audio (10, 128) float32, visual (10, 2048) float32") for ln in lines)
+    assert any("seed=3" in ln for ln in lines if ln.startswith("  params"))
+    assert main(["info", str(out), "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    assert shown["meta"]["kind"] == "llp-sim" and shown["meta"]["splits"]["test"] == 64
+    assert shown["meta"]["params"]["seed"] == 3 and len(shown["fingerprint"]) == 16
 
 
 def test_cli_errors_exit_2(tmp_path, capsys):

@@ -55,3 +55,31 @@ def test_quality_aggregates_seeds_and_writes_json_after_each_run(monkeypatch, tm
 def test_bad_quality_options_exit_2(argv, needle, capsys):
     assert B.main(argv) == 2
     assert needle in capsys.readouterr().err
+
+
+def test_rlld_rows_name_a_preset_and_the_papers_ablations():
+    assert B.parse_rlld_method("rlld:paper+no_inter") == ("paper", {"use_inter_reward": False})
+    assert B.parse_rlld_method("rlld:paper+no_label+no_inter") == (
+        "paper", {"use_label_input": False, "use_inter_reward": False})
+    assert B.parse_rlld_method("rlld") == ("paper_avtune", {})
+    for bad in ("rlld:paper+no_baseline", "rlld:nope"):
+        with pytest.raises(ValueError):
+            B.parse_rlld_method(bad)
+    args = B._parser().parse_args(["--set", "agent_lr=0.002"])
+    cfg = B._cfg(args, "paper", use_inter_reward=False, epochs=1)
+    assert (cfg.episode_steps, cfg.agent_lr, cfg.use_inter_reward, cfg.epochs) == (32, 0.002,
+                                                                                  False, 1)
+
+
+def test_epoch_table_averages_the_seeds_per_epoch():
+    def run(seed):
+        return {"epochs": [{"rlld/keep_p_noisy_v": 0.5 + 0.1 * seed + 0.01 * e,
+                            "rlld/keep_p_clean_v": 0.6, "rlld/keep_p_noisy_a": 0.5,
+                            "rlld/keep_p_clean_a": 0.5, "rlld/noise_auc_v": 0.7,
+                            "rlld/noise_auc_a": 0.5, "rlld/policy_steps": 1.0}
+                           for e in range(2)]}
+
+    lines = B.epoch_table({"rlld:paper": [run(0), run(2)]}).splitlines()
+    assert len(lines) == 3
+    # Epoch 1: noisy visual keep p (0.51 + 0.71) / 2 = 0.61.
+    assert lines[2].split()[:4] == ["rlld:paper", "epoch", "1:", "0.610/0.600"]

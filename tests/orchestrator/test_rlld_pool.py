@@ -10,7 +10,9 @@ import ray
 import torch
 from ray.exceptions import ActorUnavailableError
 
-import trainables.methods.rlld.learner as R
+import trainables.methods.rlld.config as RC
+import trainables.methods.rlld.evaluator as RE
+from trainables.methods.rlld.training import fit
 from trainables.methods.rlld.pool import RayValidationPool, evaluator_kwargs, extra_bundles
 from trainables.data.format import write_dataset
 
@@ -42,7 +44,7 @@ def _cfg(**kw):
     base = dict(epochs=1, batch_size=16, d_model=16, agent_d_model=16, eval_actors=2,
                 eval_actor_cpus=0.5, eval_max_restarts=2, eval_batch_size=64, seed=0)
     base.update(kw)
-    return R.Config(**base)
+    return RC.Config(**base)
 
 
 @pytest.fixture(scope="module")
@@ -55,26 +57,26 @@ def local_ray(tmp_path_factory):
 
 
 def test_extra_bundles_one_per_actor():
-    assert extra_bundles(R.Config(eval_actors=3, eval_actor_gpus=0.25, eval_actor_cpus=2)) == [
+    assert extra_bundles(RC.Config(eval_actors=3, eval_actor_gpus=0.25, eval_actor_cpus=2)) == [
         {"CPU": 2.0, "GPU": 0.25}] * 3
     assert extra_bundles({"eval_actors": 2, "eval_actor_gpus": 0}) == [{"CPU": 1.0}] * 2
-    assert extra_bundles(R.Config(eval_actors=1, eval_actor_gpus=1, eval_actor_cpus=0)) == [
+    assert extra_bundles(RC.Config(eval_actors=1, eval_actor_gpus=1, eval_actor_cpus=0)) == [
         {"GPU": 1.0}]
     with pytest.raises(ValueError, match="eval_actors"):
-        extra_bundles(R.Config(eval_actors=0))
+        extra_bundles(RC.Config(eval_actors=0))
     with pytest.raises(ValueError, match="both 0"):
-        extra_bundles(R.Config(eval_actor_gpus=0, eval_actor_cpus=0))
+        extra_bundles(RC.Config(eval_actor_gpus=0, eval_actor_cpus=0))
 
 
 def _weights(seed):
     torch.manual_seed(seed)
-    return R.build_task_model(_cfg(), (8, 12, 6)).state_dict()
+    return RE.build_task_model(_cfg(), (8, 12, 6)).state_dict()
 
 
 def test_pool_rewards_arrive_and_match_local_scoring(local_ray):
     cfg = _cfg()
     pool = evaluator_kwargs(cfg, local_ray)["evaluator"]
-    local = R.LocalEvaluator.from_path(cfg, local_ray, "cpu")
+    local = RE.LocalEvaluator.from_path(cfg, local_ray, "cpu")
     try:
         ws = {s: _weights(s) for s in range(4)}
         for s, w in ws.items():
@@ -176,7 +178,7 @@ def test_async_fit_with_an_actor_killed_mid_run(local_ray):
     ray.get([a.pid.remote() for a in pool.actors])
     ev = _KillingPool(pool, at=3)
     seen = []
-    res = R.fit(cfg, local_ray, device="cpu", evaluator=ev, reporter=lambda e, m, sf: seen.append(m))
+    res = fit(cfg, local_ray, device="cpu", evaluator=ev, reporter=lambda e, m, sf: seen.append(m))
     steps = int(np.ceil(96 / 12))
     m = seen[-1]
     assert m["reward/applied"] == steps  # every step's reward applied once, none lost
@@ -192,10 +194,24 @@ def test_a_reward_delivered_twice_is_counted_and_applied_once(local_ray):
     cfg = _cfg(epochs=1, staleness=2)
     ev = _TwicePool(RayValidationPool(cfg, local_ray))
     seen = []
-    R.fit(cfg, local_ray, device="cpu", evaluator=ev, reporter=lambda e, m, sf: seen.append(m))
+    fit(cfg, local_ray, device="cpu", evaluator=ev, reporter=lambda e, m, sf: seen.append(m))
     steps = int(np.ceil(96 / 12))
     m = seen[-1]
     # The check above would catch this pool: every step's reward came back a second time
     # (except, possibly, the last one's: nothing polls after the final drain).
     assert steps - 1 <= m["reward/duplicates"] <= steps
     assert m["reward/applied"] == m["rlld/policy_steps"] == steps
+
+
+def test_async_episodes_on_the_pool(local_ray):
+    """Episodes of 3 steps on the actors: one validation request per episode (8 steps -> 3
+    episodes), each applied once, at most one episode late."""
+    cfg = _cfg(epochs=1, staleness=1, episode_steps=3)
+    pool = RayValidationPool(cfg, local_ray, slowdown_s=0.1)
+    ray.get([a.pid.remote() for a in pool.actors])
+    seen = []
+    fit(cfg, local_ray, device="cpu", evaluator=pool, reporter=lambda e, m, sf: seen.append(m))
+    m = seen[-1]
+    assert m["rlld/task_steps"] == int(np.ceil(96 / 12)) == 8
+    assert m["rlld/episodes"] == m["reward/applied"] == m["rlld/policy_steps"] == 3
+    assert m["rlld/max_staleness"] <= 1 and m["reward/duplicates"] == 0

@@ -6,8 +6,8 @@ import optuna
 import pytest
 
 import search_spaces
-from search_spaces.rlld_reward_mix import PAPER, SPEC, SPEC_INDEPENDENT, STABLE
-from trainables.methods.rlld.learner import REWARD_PRESETS, Config
+from search_spaces.rlld_reward_mix import PAPER_AVTUNE, SPEC, SPEC_INDEPENDENT, STABLE
+from trainables.methods.rlld.config import PRESETS, Config
 
 FIELDS = {f.name for f in dataclasses.fields(Config)}
 
@@ -52,10 +52,10 @@ def test_alpha2_independent_option(seed):
 
 
 def test_paper_point_first_and_valid():
-    assert SPEC.points_to_evaluate[0] == PAPER
+    assert SPEC.points_to_evaluate[0] == PAPER_AVTUNE
     d = Config()
-    for k, v in PAPER.items():
-        assert getattr(d, k) == v, k  # the first point is the paper default
+    for k, v in PAPER_AVTUNE.items():
+        assert getattr(d, k) == v, k  # the first point is the defaults (avtune's reading)
     for p in (*SPEC.points_to_evaluate, *SPEC_INDEPENDENT.points_to_evaluate):
         Config(**{**SPEC.base, **p})
     assert set(SPEC.grid) <= FIELDS
@@ -64,9 +64,9 @@ def test_paper_point_first_and_valid():
 def test_stable_preset_is_a_point_and_equals_the_preset():
     """The sweep evaluates the "stable" reward preset exactly: that point is the preset."""
     assert STABLE in SPEC.points_to_evaluate
-    assert set(STABLE) == set(PAPER)  # every tuned key set, as a points_to_evaluate entry needs
-    assert set(REWARD_PRESETS["stable"]) <= set(STABLE)
+    assert set(STABLE) == set(PAPER_AVTUNE)  # every tuned key set, as a points_to_evaluate entry needs
+    assert set(PRESETS["stable"]) <= set(STABLE)
     from_point = Config(**{**SPEC.base, **STABLE})
-    from_preset = Config(**SPEC.base, reward_preset="stable")
+    from_preset = Config.from_preset("stable", **SPEC.base)
     for k in STABLE:
         assert getattr(from_point, k) == getattr(from_preset, k), k

@@ -1,4 +1,4 @@
-"""The scorer CLI on the real LLP annotations (shared/data/llp)."""
+"""The scorer CLI on the real LLP annotations (the copy packaged with avtune, so these run everywhere)."""
 
 import json
 import subprocess
@@ -14,10 +14,10 @@ from orchestrator.score import main
 from trainables.tasks.avvp.metrics import SCORE_KEYS, decode
 from trainables.tasks.avvp.metrics_reference import avvp_scores_reference
 
+from trainables.tasks.avvp.annotations import DIR as LLP
+
 ROOT = Path(__file__).resolve().parents[2]
-LLP = ROOT.parent / "shared" / "data" / "llp"
-pytestmark = pytest.mark.skipif(not (LLP / "AVVP_eval_audio.csv").is_file(),
-                                reason="shared LLP annotations not present")
+SHARED = ROOT.parent / "shared" / "data" / "llp"
 
 
 @pytest.fixture(scope="module")
@@ -202,3 +202,34 @@ def test_cli_subprocess_json_and_no_ray(tmp_path, val):
         [sys.executable, "-m", "orchestrator.score", "--pred", str(f), "--annotations", str(LLP),
          "--split", "test"], capture_output=True, text=True, cwd=ROOT, timeout=120)
     assert r.returncode == 2 and "error:" in r.stderr and r.stdout == ""
+
+
+def test_packaged_annotations_are_the_published_files():
+    names = sorted(p.name for p in LLP.glob("*.csv"))
+    assert names == ["AVVP_eval_audio.csv", "AVVP_eval_visual.csv", "AVVP_test_pd.csv",
+                     "AVVP_train.csv", "AVVP_val_pd.csv"]
+    assert 550_000 < sum((LLP / n).stat().st_size for n in names) < 700_000
+    if SHARED.is_dir():  # the project's shared copy, where there is one: byte for byte the same
+        for n in names:
+            assert (LLP / n).read_bytes() == (SHARED / n).read_bytes(), n
+
+
+def test_scores_without_annotations_flag(tmp_path, val):
+    """``--annotations`` defaults to the packaged copy: a user needs only their predictions."""
+    from trainables.tasks.avvp.llp import read_annotations
+
+    test = read_annotations(LLP, "test")
+    a, v = test.gt_audio.copy(), test.gt_visual.copy()
+    a[:600] = 0  # no audio for half the videos: audio F 50 at both levels
+    f = tmp_path / "half.npz"
+    np.savez(f, video_ids=np.array(test.video_ids), audio=a, visual=v)
+    ref = avvp_scores_reference(a, v, test.gt_audio, test.gt_visual)
+    r = subprocess.run([sys.executable, "-m", "orchestrator.score", "--pred", str(f), "--split", "test",
+                        "--json"], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    s = json.loads(r.stdout)
+    assert s["seg_V"] == 100.0 and s["seg_A"] == pytest.approx(ref["seg_A"], abs=1e-9)
+    assert 40.0 < s["seg_A"] < 60.0
+    r = subprocess.run([sys.executable, "-m", "orchestrator.score", "--pred", str(f), "--split", "test"],
+                       capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0 and "LLP test: 1200 videos, binary predictions" in r.stdout

@@ -164,3 +164,115 @@ def test_grid_cell_receives_the_constants_its_space_derives():
         assert got["eval_actor_cpus"] == 0.5 and (got["epochs"], got["seed"]) == (2, 0)
         # The parameters the grid leaves alone are not turned into overrides.
         assert "terminal_scale" not in got
+
+
+def test_cpu_preset_note_names_only_what_the_preset_decides():
+    plan = _plan("jomold_thresholds", "--data", "llp-sim-tiny")
+    note = next(n for n in plan.notes if "no GPU found" in n)
+    assert "llp-sim-small" not in note and "3 epochs, 4 trials" in note and plan.trial["data"] == "llp-sim-tiny"
+    assert "--max-epochs/--num-samples override it" in note
+    assert not any("no GPU found" in n for n in _plan("jomold_thresholds", "--data", "llp-sim-tiny",
+                                                      "--max-epochs", "1", "--num-samples", "1").notes)
+
+
+def test_help_lists_sweeps_and_defaults(capsys):
+    with pytest.raises(SystemExit) as e:
+        sweep.main(["--help"])
+    assert e.value.code == 0
+    out = " ".join(capsys.readouterr().out.split())  # argparse wraps lines
+    for name in search_spaces.registry():
+        assert name in out
+    assert "--max-failures N retries of a failed trial from its checkpoint (default: 2)" in out
+    assert "(default: ./ray_results)" in out and "--seed S first seed" in out and "(default: 0)" in out
+    assert "--seeds N run every configuration under N seeds" in out and "(default: fifo)" in out
+
+
+def test_every_sweep_is_named_as_its_module():
+    from orchestrator.specs import sweep_names
+
+    assert sweep_names() == sorted(search_spaces.registry())
+
+
+@pytest.mark.parametrize("argv", [["nope"], ["jomold_thresholds", "--data", "nope", "--dry-run"],
+                                  ["jomold_thresholds", "--seed", "-1"]])
+def test_cli_errors_come_before_heavy_imports(argv, tmp_path):
+    code = ("import sys, time; t = time.perf_counter(); from orchestrator.sweep import main\n"
+            "try:\n    rc = main(sys.argv[1:])\nexcept SystemExit as e:\n    rc = e.code\n"
+            "heavy = sorted(m for m in ('torch', 'ray', 'mlflow') if m in sys.modules)\n"
+            "print('HEAVY', heavy, 'RC', rc, 'S', round(time.perf_counter() - t, 2))")
+    r = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True, cwd=tmp_path,
+                       timeout=120)
+    assert "error" in r.stderr
+    assert "HEAVY [] RC 2" in r.stdout, r.stdout + r.stderr
+
+
+def test_seeds_multiply_the_trials_and_the_command_reproduces_the_plan(capsys, tmp_path, monkeypatch):
+    plan = _plan("jomold_thresholds", "--grid", "--seeds", "3", "--set", "theta_v=2.0", "--data", "llp-sim-tiny")
+    assert plan.n_trials == 20 * 3 and plan.trial["seeds"] == 3
+    assert plan.trial["command"] == ("python -m orchestrator.sweep jomold_thresholds --data llp-sim-tiny "
+                                     "--max-epochs 3 --grid --seed 0 --seeds 3 --set theta_v=2.0")
+    assert plan.trial["resume_command"].startswith("python -m orchestrator.sweep jomold_thresholds --resume --name ")
+    sampled = _plan("han_baseline", "--num-samples", "4", "--seeds", "2", "--seed", "5")
+    assert sampled.n_trials == 8 and "--num-samples 4 --seed 5 --seeds 2" in sampled.trial["command"]
+    monkeypatch.setattr(sweep, "_local_resources", lambda: {"CPU": 2.0, "GPU": 0.0})
+    assert sweep.main(["han_baseline", "--seeds", "2", "--dry-run", "--storage", str(tmp_path)]) == 0
+    assert "4 trials, each under 2 seeds (0..1; Optuna sees the mean): 8 runs" in capsys.readouterr().out
+
+
+def test_seed_index_becomes_the_trial_seed():
+    plan = {"base": {}, "epochs": 2, "seed": 10, "grid": False, "sweep": "x"}
+    assert tune_runner.trial_overrides(plan, {"lr": 0.1, "__trial_index__": 2}) == \
+        {"lr": 0.1, "epochs": 2, "seed": 12}
+    trial = SimpleNamespace(trial_id="ab", config={"lr": 0.1, "__trial_index__": 2})
+    assert tune_runner.trial_name(trial) == "ab[lr=0.1,seed+2]"
+    # A comparison's trial runs under its method's sub-plan.
+    cmp = {"base": {}, "epochs": 2, "seed": 0, "grid": True, "trainable": "han",
+           "methods": {"jomold": {"trainable": "jomold", "base": {"theta_v": 2.0}, "epochs": 2, "prepare": "p:q"}}}
+    sub, own = tune_runner.trial_plan(cmp, {"method": "jomold", "__trial_index__": 1})
+    assert sub["trainable"] == "jomold" and own == {}
+    assert tune_runner.trial_overrides(cmp, {"method": "jomold", "__trial_index__": 1}) == \
+        {"theta_v": 2.0, "epochs": 2, "seed": 1}
+
+
+def test_show_without_a_store_is_an_error_that_writes_nothing(tmp_path, capsys):
+    db = tmp_path / "none.db"
+    assert sweep.main(["--show", "--mlflow-uri", f"sqlite:///{db}"]) == 2
+    assert f"no MLflow store at {db}" in capsys.readouterr().err and not db.exists()
+
+
+def _label(cfg):
+    return " ".join(f"{k}={v}" for k, v in sorted(cfg.items()) if k != "__trial_index__")
+
+
+def test_console_progress_lines(tmp_path, capsys, monkeypatch):
+    """One line per trial event, a status line with the best so far and an ETA, errors named."""
+    from orchestrator import progress
+
+    monkeypatch.setenv("AVTUNE_STATUS_S", "0")
+    cb = progress.ConsoleProgress(3, "val/seg_Type", "max", 2, _label, score=("test/seg_Type", "Seg Type"))
+    t1 = SimpleNamespace(trial_id="a", config={"x": 0.6}, last_result=None, error_file=None)
+    t2 = SimpleNamespace(trial_id="b", config={"x": 0.5}, last_result=None, error_file=None)
+    cb.on_trial_start(0, [], t1)
+    cb.on_trial_start(0, [], t2)
+    cb.on_trial_result(0, [], t1, {"training_iteration": 1, "val/seg_Type": 40.0})
+    cb.on_trial_result(0, [], t1, {"training_iteration": 2, "val/seg_Type": 38.0})
+    t1.last_result = {"final": 1, "val/seg_Type": 40.0, "best_epoch": 0, "test/seg_Type": 35.25}
+    cb.on_trial_complete(0, [], t1)
+    (tmp_path / "error.txt").write_text("Traceback (most recent call last):\n  ...\nRuntimeError: out of memory\n")
+    t2.error_file = str(tmp_path / "error.txt")
+    cb.on_trial_error(0, [], t2)
+    cb.t0 -= 60  # a minute in; epochs of 10 s: the pending trial's 2 epochs left, 2 trials at once
+    cb.epoch_s = [10.0, 10.0]
+    status = cb.status_line()
+    out = capsys.readouterr().out.splitlines()
+    assert out == ["[avtune] start  1/3  x=0.6", "[avtune] start  2/3  x=0.5",
+                   "[avtune]        1/3  x=0.6  epoch 1/2  val/seg_Type 40.00",
+                   "[avtune]        1/3  x=0.6  epoch 2/2  val/seg_Type 38.00",
+                   "[avtune] done   1/3  x=0.6  val/seg_Type 40.00 (epoch 1 of 2)  test Seg Type 35.2",
+                   f"[avtune] FAILED 2/3  x=0.5: RuntimeError: out of memory  ({tmp_path / 'error.txt'})"]
+    assert status.startswith("status 1:00  1 done, 0 running, 1 pending, 1 failed  best val/seg_Type 40.00 (x=0.6)")
+    assert status.endswith("ETA ~0:10")
+    import pickle
+
+    again = pickle.loads(pickle.dumps(cb))  # pickled with the Tuner for --resume: counts start again
+    assert again.done == {} and again.planned == 3

@@ -129,7 +129,11 @@ def test_tracker_nests_children_and_resumes_by_tag(uri):
     tr2 = pickle.loads(pickle.dumps(tr))
     assert tr2._parent is None and tr2.parent_run_id() == parent
     tr2.log_result("t1", "t1[x=0.5]", {"x": 0.5, "y": 1.6},
-                   {"epoch": 2, "val/seg_Type": 42.0, "train/loss": 0.5, "seed": 7, "data_fingerprint": "abc"})
+                   {"epoch": 2, "val/seg_Type": 38.0, "train/loss": 0.5, "seed": 7, "data_fingerprint": "abc"})
+    # fit's final report: the selected epoch (1, not the last) with its test scores.
+    tr2.log_result("t1", "t1[x=0.5]", {"x": 0.5, "y": 1.6},
+                   {"epoch": 1, "val/seg_Type": 40.0, "train/loss": 1.0, "test/seg_A": 33.0,
+                    "best_epoch": 1, "last_epoch": 2, "final": 1, "seed": 7})
     tr2.finish_trial("t1", "t1[x=0.5]", {"x": 0.5, "y": 1.6}, "FINISHED")
     c = MlflowClient(uri[0])
     exp = c.get_experiment_by_name(uri[1])
@@ -141,8 +145,14 @@ def test_tracker_nests_children_and_resumes_by_tag(uri):
     assert child.data.params["config/x"] == "0.5" and child.data.params["seed"] == "7"
     assert child.data.params["data_fingerprint"] == "abc"
     hist = c.get_metric_history(child.info.run_id, "val/seg_Type")
-    assert sorted((m.step, m.value) for m in hist) == [(1, 40.0), (2, 42.0)]
-    assert child.data.metrics["best/val/seg_Type"] == 42.0
+    assert sorted((m.step, m.value) for m in hist) == [(1, 40.0), (2, 38.0)]  # one point per epoch
+    # MLflow's latest val/seg_Type is the last epoch's (38); the trial's result is the selected
+    # epoch's, under one stable name on every child.
+    assert child.data.metrics["val/seg_Type"] == 38.0
+    assert child.data.metrics["objective"] == 40.0 and child.data.metrics["best/val/seg_Type"] == 40.0
+    assert child.data.metrics["best/epoch"] == 1.0 and child.data.metrics["test/seg_A"] == 33.0
+    assert child.info.run_name == "x=0.5 y=1.6"  # named by its settings
+    assert child.data.tags["avtune.objective_metric"] == "val/seg_Type"
     par = c.get_run(parent)
     assert par.data.params["base/lr"] == "0.001" and par.info.status == "RUNNING"
 
@@ -199,3 +209,139 @@ def test_child_run_logs_every_resolved_config_field(uri):
     assert params["config/lr"] == "0.002" and params["config/smooth_v"] == "0.9"
     assert params["config/d_model"] == "64" and params["config/epochs"] == "3"
     assert params["config/seed"] == "7" and params["config/lr_step"] == str(Config().lr_step)
+
+
+def _seeded_rows():
+    """Two configurations x two seeds (lr 0.001 is better on average, 0.002 has the best single run)."""
+    rows = []
+    for tid, lr, seed, val in (("a0", 0.001, 0, 41.0), ("a1", 0.001, 1, 43.0),
+                               ("b0", 0.002, 0, 44.0), ("b1", 0.002, 1, 36.0)):
+        r = {"trial_id": tid, "status": "TERMINATED", "config/lr": lr, "config/__trial_index__": seed,
+             "seed": seed, "val/seg_Type": val, "best_epoch": 1.0}
+        r.update({f"test/{k}": val - 10 - i for i, k in enumerate(SCORES)})
+        rows.append(r)
+    return rows
+
+
+def test_seeds_group_into_configurations_with_mean_and_std():
+    rows = _seeded_rows()
+    groups = tables.rank_groups(tables.group_rows(rows), "val/seg_Type", "max")
+    assert [g.config for g in groups] == [{"lr": 0.001}, {"lr": 0.002}]  # mean 42 beats mean 40
+    m, sd = groups[0].stat("val/seg_Type")
+    assert m == 42.0 and sd == pytest.approx(math.sqrt(2.0))
+    means, stds = groups[1].scores(AVVP)
+    assert means["seg_A"] == 30.0 and stds["seg_A"] == pytest.approx(math.sqrt(32.0))
+    text = tables.ranked_table(rows, task=AVVP, metric="val/seg_Type", mode="max")
+    lines = text.splitlines()
+    assert lines[0].split()[:2] == ["Seg", "Event"] and "seeds" in lines[1]
+    assert lines[3].split()[:6] == ["1", "lr=0.001", "2/2", "42.00±1.41", "2.0", "32.0"]
+    assert lines[4].split()[1] == "lr=0.002"
+    md = tables.paper_table_markdown(groups[0], "best", "tiny", AVVP, ["han"])
+    assert "| best | 32.0 ± 1.4 | 31.0 ± 1.4 |" in md and "Mean ± standard deviation over 2 seeds" in md
+
+
+def test_ranked_table_lists_unfinished_trials_below():
+    rows = [_row("a", 0.5, 1.6, 40.0), _row("b", 0.6, 1.8, 55.0), {"trial_id": "c", "status": "ERROR",
+                                                                   "config/x": 0.7, "config/y": 2.0}]
+    lines = tables.ranked_table(rows, task=AVVP, metric="val/seg_Type", mode="max").splitlines()
+    body = [ln for ln in lines if ln[:3].strip().isdigit()]
+    assert [ln.split()[1:3] for ln in body] == [["x=0.6", "y=1.8"], ["x=0.5", "y=1.6"]]
+    assert body[0].split()[3] == "55.00" and lines[-1].split() == ["error:", "x=0.7", "y=2", "(c)"]
+
+
+def test_parent_describes_the_sweep_and_carries_the_best_settings(uri):
+    db, exp = uri
+    plan = {"trainable": "han", "sweep": "han_baseline", "base": {}, "epochs": 2, "seed": 0,
+            "seeds": 2, "grid": False}
+    cmd = "python -m orchestrator.sweep han_baseline --data llp-sim-tiny --max-epochs 2 --seeds 2"
+    tr = MLflowSweepTracker(db, exp, "sw-desc", "desc-run", "val/seg_Type", "max", params=plan,
+                            tuned=["lr"], data_note="llp-sim-tiny", method="han", sweep="han_baseline",
+                            command=cmd, seeds=2)
+    rows = _seeded_rows()
+    for r in rows:
+        tr.child_run_id(r["trial_id"], "", {"lr": r["config/lr"], "__trial_index__": r["seed"]})
+    logged = tr.finish_sweep(rows)
+    c = MlflowClient(db)
+    e = c.get_experiment_by_name(exp)
+    assert e.tags["mlflow.experimentKind"] == "custom_model_development"
+    par = c.get_run(tr.parent_run_id())
+    t = par.data.tags
+    assert t["avtune.sweep"] == "han_baseline" and t["avtune.name"] == "desc-run" and t["avtune.seeds"] == "2"
+    assert par.data.params["config/lr"] == "0.001" and par.data.params["config/seed"] == "0,1"
+    assert par.data.params["config/lr_step"] == "6"  # every field of the best configuration
+    assert logged["objective"] == 42.0 and logged["objective_std"] == pytest.approx(math.sqrt(2.0))
+    assert par.data.metrics["seg_A"] == 32.0 and par.data.metrics["best/test_std/seg_A"] == pytest.approx(math.sqrt(2.0))
+    note = t["mlflow.note.content"]
+    assert "Best configuration of **han_baseline** `desc-run`: **lr=0.001**, val/seg_Type 42.00 ± 1.41 over 2 seeds" in note
+    assert "| best: lr=0.001 | 32.0 ± 1.4 |" in note and "HAN (Tian et al., 2020)" in note
+    assert "| 1 | lr=0.001 | 2 | 42.00 ± 1.41 |" in note and cmd in note
+    names = sorted(r.info.run_name for r in c.search_runs([e.experiment_id]) if r.info.run_id != par.info.run_id)
+    assert names == ["lr=0.001 seed=0", "lr=0.001 seed=1", "lr=0.002 seed=0", "lr=0.002 seed=1"]
+
+
+def test_compare_tables_with_per_class_bars(tmp_path):
+    rows = []
+    for m, base in (("han", 50.0), ("jomold", 56.0)):
+        for seed in (0, 1, 2):
+            r = {"trial_id": f"{m}{seed}", "status": "TERMINATED", "config/method": m, "seed": seed,
+                 "val/seg_Type": base + seed}
+            r.update({f"test/{k}": base + seed for k in SCORES})
+            r.update({"test/class_A/Speech": base + 10 + seed, "test/class_V/Speech": base - 10,
+                      "test/class_A/Frying_food": 20.0})
+            rows.append(r)
+    rows.append({"trial_id": "x", "status": "ERROR", "config/method": "jomold", "seed": 3})
+    paths = tables.write_compare_tables(rows, tmp_path, metric="val/seg_Type", mode="max", task=AVVP,
+                                        methods=["han", "jomold"], data_note="llp-sim-tiny")
+    assert sorted(p.name for p in paths) == ["class_f.md", "class_f.png", "compare.txt", "paper_table.html",
+                                             "paper_table.md", "trials.parquet"]
+    md = (tmp_path / "paper_table.md").read_text()
+    assert "| han | 51.0 ± 1.0 |" in md and "| jomold | 57.0 ± 1.0 |" in md and "JoMoLD w/o CL" in md
+    text = (tmp_path / "compare.txt").read_text()
+    jo = next(ln for ln in text.splitlines() if ln.strip().startswith("jomold"))
+    assert jo.split()[:4] == ["jomold", "3/4", "57.00±1.00", "57.0±1.0"] and "per-class segment F" in text
+    assert any(ln.strip().startswith("JoMoLD w/o CL (Cheng et al., 2022) *") for ln in text.splitlines())
+    speech = next(ln for ln in text.splitlines() if ln.strip().startswith("Speech"))
+    assert speech.split() == ["Speech", "61.0", "67.0", "40.0", "46.0"]  # audio han, jomold; visual
+    assert "| Frying_food | 20.0 ± 0.0 | 20.0 ± 0.0 | - | - |" in (tmp_path / "class_f.md").read_text()
+    assert (tmp_path / "class_f.png").read_bytes()[:4] == b"\x89PNG"
+    # The action-recognition task has its own metrics and no per-class panel.
+    av = [{"trial_id": "a", "status": "TERMINATED", "config/method": "avar", "seed": 0,
+           "val/clip_top1": 80.0, "test/clip_top1": 81.0, "test/clip_top5": 97.0, "test/video_top1": 88.0}]
+    p2 = tables.write_compare_tables(av, tmp_path / "ar", metric="val/clip_top1", mode="max", task=AVAR,
+                                     methods=["avar"], data_note="avar-sim-tiny")
+    assert "class_f.png" not in [p.name for p in p2]
+    assert "| avar | 81.0 | 97.0 | 88.0 |" in (tmp_path / "ar" / "paper_table.md").read_text()
+
+
+def test_show_reads_the_ranked_table_back_from_mlflow(uri):
+    from orchestrator import results
+
+    db, exp = uri
+    plan = {"trainable": "han", "sweep": "han_baseline", "base": {}, "epochs": 2, "seed": 0, "grid": False,
+            "data": "llp-sim-tiny"}
+    tr = MLflowSweepTracker(db, exp, "sw-show", "show-run", "val/seg_Type", "max", params=plan,
+                            tuned=["lr"], data_note="llp-sim-tiny", method="han", sweep="han_baseline",
+                            command="python -m orchestrator.sweep han_baseline")
+    rows = []
+    for tid, lr, sel, last in (("t1", 0.001, 17.89, 13.35), ("t2", 0.002, 15.0, 15.5)):
+        cfg = {"lr": lr}
+        tr.log_result(tid, "", cfg, {"epoch": 0, "val/seg_Type": sel, "seed": 0})
+        tr.log_result(tid, "", cfg, {"epoch": 1, "val/seg_Type": last, "seed": 0})
+        final = {"epoch": 0, "val/seg_Type": sel, "best_epoch": 0, "last_epoch": 1, "final": 1, "seed": 0}
+        final.update({f"test/{k}": sel + 1 for k in SCORES})
+        tr.log_result(tid, "", cfg, final)
+        tr.finish_trial(tid, "", cfg, "FINISHED")
+        rows.append({"trial_id": tid, "status": "TERMINATED", "config/lr": lr, **final})
+    tr.finish_sweep(rows)
+    client = MlflowClient(db)
+    back = results.trial_rows(client, results.find_parent(client, "show-run"))
+    # The selected epoch's value (17.89), not the last epoch's (13.35), ranks the trials.
+    assert [(r["config/lr"], r["val/seg_Type"]) for r in back] == [(0.001, 17.89), (0.002, 15.0)]
+    text = results.show_text(db, "show-run")
+    ranked = [ln.split() for ln in text.splitlines() if ln.strip()[:2] in ("1 ", "2 ")]
+    assert ranked[0][:5] == ["1", "lr=0.001", "17.89", "1", "18.9"] and ranked[1][:3] == ["2", "lr=0.002", "15.00"]
+    assert "best trial t1: lr=0.001  val/seg_Type=17.89" in text
+    assert "reproduce: python -m orchestrator.sweep han_baseline" in text
+    assert results.show_text(db, exp).splitlines()[0] == text.splitlines()[0]  # by experiment name too
+    with pytest.raises(results.NotFound, match="no avtune run or sweep named 'nope'"):
+        results.show_text(db, "nope")

@@ -11,8 +11,17 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-import trainables.methods.rlld.learner as R
+import trainables.methods.rlld.updates as U
 from trainables.methods.rlld.agent import action_log_prob
+from trainables.methods.rlld.baselines import VectorBaseline
+from trainables.methods.rlld.batches import overlapping_batches
+from trainables.methods.rlld.config import PRESETS, Config
+from trainables.methods.rlld.diagnostics import denoise_scores
+from trainables.methods.rlld.evaluator import (CF_PREFIX, CF_RESULT, LocalEvaluator,
+                                               build_task_model, class_scores,
+                                               counterfactual_metrics)
+from trainables.methods.rlld.rewards import class_terminal_reward
+from trainables.methods.rlld.training import fit
 
 from test_rlld_learner import (DelayedEvaluator, _learner, assert_same_grads, make_tiny_avvp,
                                small_cfg)
@@ -25,7 +34,7 @@ def tiny(tmp_path_factory):
 
 
 def test_vector_baseline_per_class_hand_example():
-    b = R.VectorBaseline(3, momentum=0.5)
+    b = VectorBaseline(3, momentum=0.5)
     assert torch.equal(b(), torch.zeros(3)) and torch.equal(b.std(), torch.ones(3))
     b.update(torch.tensor([1.0, 2.0, 3.0]), torch.tensor([4.0, 0.0, 0.0]),
              torch.tensor([True, False, True]))
@@ -39,11 +48,11 @@ def test_vector_baseline_per_class_hand_example():
     assert b().tolist() == [2.0, 5.0, 2.0]
     assert b.var.tolist() == [3.0, 9.0, 3.0]
     assert b.std().tolist() == pytest.approx([math.sqrt(3.0), 3.0, math.sqrt(3.0)])
-    c = R.VectorBaseline(3, momentum=0.5)
+    c = VectorBaseline(3, momentum=0.5)
     c.load_state_dict(b.state_dict())
     assert torch.equal(c(), b()) and torch.equal(c.var, b.var)
     assert torch.equal(c.var_seen, b.var_seen)
-    off = R.VectorBaseline(2, enabled=False)
+    off = VectorBaseline(2, enabled=False)
     off.update(torch.tensor([1.0, 1.0]), torch.tensor([1.0, 1.0]), torch.tensor([True, True]))
     assert torch.equal(off(), torch.zeros(2))
 
@@ -63,7 +72,7 @@ def _probs_and_split():
 
 def test_class_scores_soft_by_hand():
     probs, split = _probs_and_split()
-    f_a, f_v = R.class_scores(probs, split, kind="soft")
+    f_a, f_v = class_scores(probs, split, kind="soft")
     # Audio class 0: TP 1.5, FP 0, FN 0.5 -> 3 / 3.5; class 1: no truth, TP 0 -> 0.
     assert f_a.tolist() == pytest.approx([100 * 3 / 3.5, 0.0], abs=1e-3)
     # Visual class 1: TP 1, FP 0.5, FN 0 -> 2 / 2.5.
@@ -72,7 +81,7 @@ def test_class_scores_soft_by_hand():
 
 def test_class_scores_hard_by_hand():
     probs, split = _probs_and_split()
-    f_a, f_v = R.class_scores(probs, split, kind="hard", protocol="han", threshold=0.5)
+    f_a, f_v = class_scores(probs, split, kind="hard", protocol="han", threshold=0.5)
     # Decoded audio class 0: segments (0.5, 1.0) >= 0.5 -> both predicted: F1 100.
     # Audio class 1: (0.2, 0.0) -> none; no truth -> 0. Visual class 1: (1.0, 0.5) -> both
     # predicted, one true: TP 1, FP 1 -> 2/3.
@@ -84,55 +93,72 @@ def test_class_scores_log_likelihood_by_hand():
     probs, split = _probs_and_split()
     probs["a_prob"] = torch.tensor([[0.8, 0.25]])
     probs["v_prob"] = torch.tensor([[0.5, 0.9]])
-    f_a, f_v = R.class_scores(probs, split, kind="ll")
+    f_a, f_v = class_scores(probs, split, kind="ll")
     # Video-level truth: audio (1, 0), visual (0, 1).
     assert f_a.tolist() == pytest.approx([100 * math.log(0.8), 100 * math.log(0.75)], abs=1e-3)
     assert f_v.tolist() == pytest.approx([100 * math.log(0.5), 100 * math.log(0.9)], abs=1e-3)
 
 
-def test_reward_presets_are_wired():
-    paper = R.Config()
-    assert paper.reward_preset == "paper" and paper.terminal_credit == "branch"
-    assert not (paper.class_baseline or paper.adv_norm) and paper.entropy_weight == 0.0
-    assert paper.inter_weight == 1.0 and paper.use_inter_reward and not paper.terminal_delta
-    st = R.Config(reward_preset="stable")
-    for k, v in R.REWARD_PRESETS["stable"].items():
+def test_presets_are_explicit_and_wired():
+    """``Config.from_preset(name, **overrides)``: the preset's fields, overrides on top; the plain
+    constructor is the defaults (avtune's reading, ``paper_avtune``) whatever is passed."""
+    plain = Config()
+    assert plain == Config.from_preset("paper_avtune")
+    assert plain.terminal_credit == "branch" and not (plain.class_baseline or plain.adv_norm)
+    assert plain.inter_weight == 1.0 and plain.use_inter_reward and not plain.terminal_delta
+    st = Config.from_preset("stable")
+    for k, v in PRESETS["stable"].items():
         assert getattr(st, k) == v, k
     assert st.terminal_credit == "class" and st.class_baseline and st.adv_norm
-    # An explicit non-default value wins over the preset; the rest of the preset still applies.
-    mixed = R.Config(reward_preset="stable", agent_lr=3e-4, class_score="hard")
-    assert mixed.agent_lr == 3e-4 and mixed.class_score == "hard" and mixed.adv_norm
-    # Re-applying a preset to its own result changes nothing (resume from a config dict).
-    again = R.Config(**{f.name: getattr(st, f.name) for f in dataclasses.fields(R.Config)})
-    assert again == st
-    # A field passed at its paper-default value is kept too (a sweep sampling it next to the
-    # preset), and copies keep the resolved values.
-    kept = R.Config(reward_preset="stable", use_inter_reward=True, agent_lr=1e-4)
-    assert kept.use_inter_reward is True and kept.agent_lr == 1e-4 and kept.counterfactual
-    assert dataclasses.replace(kept, seed=3).use_inter_reward is True
+    # An override wins over the preset, even at the default's value; the rest still applies.
+    mixed = Config.from_preset("stable", agent_lr=1e-4, use_inter_reward=True)
+    assert mixed.agent_lr == 1e-4 and mixed.use_inter_reward is True and mixed.counterfactual
+    # A resolved config is a plain dataclass: copies and round trips keep it.
     assert dataclasses.replace(st, seed=3).agent_lr == 1e-3
-    assert pickle.loads(pickle.dumps(kept)) == kept and copy.deepcopy(st) == st
-    assert R.Config(**dataclasses.asdict(kept)) == kept
-    with pytest.raises(ValueError, match="reward_preset"):
-        R.Config(reward_preset="nope")
-    with pytest.raises(ValueError, match="terminal_credit"):
-        R.Config(terminal_credit="video")
-    with pytest.raises(ValueError, match="class_score"):
-        R.Config(class_score="medium")
+    assert pickle.loads(pickle.dumps(mixed)) == mixed and copy.deepcopy(st) == st
+    assert Config(**dataclasses.asdict(mixed)) == mixed
+    paper = Config.from_preset("paper")
+    assert (paper.episode_steps, paper.inter_aggregate, paper.terminal_scale, paper.baseline,
+            paper.keep_init, paper.agent_arch, paper.sync, paper.all_removed) == (
+        32, "episode", 10.0, False, 0.0, "paper", True, "modality")
+    with pytest.raises(ValueError, match="unknown RLLD preset 'nope'"):
+        Config.from_preset("nope")
+    for bad, key in (({"terminal_credit": "video"}, "terminal_credit"),
+                     ({"class_score": "medium"}, "class_score"),
+                     ({"inter_aggregate": "batch"}, "inter_aggregate"),
+                     ({"all_removed": "class"}, "all_removed"),
+                     ({"agent_arch": "lstm"}, "agent_arch"),
+                     ({"episode_steps": 0}, "episode_steps"),
+                     ({"keep_init": 1.0}, "keep_init"),
+                     ({"label_source": "oracle"}, "label_source"),
+                     ({"counterfactual": True, "episode_steps": 4}, "counterfactual")):
+        with pytest.raises(ValueError, match=key):
+            Config(**bad).validate()
+
+
+def test_preset_reaches_the_config_through_build_config():
+    """``--set preset=NAME`` builds ``Config.from_preset(NAME, **rest)`` and validates it."""
+    from orchestrator.methods import build_config, coerce_value
+
+    cfg = build_config(Config, {"preset": coerce_value(Config, "preset", "paper"),
+                                "episode_steps": 4})
+    assert cfg.episode_steps == 4 and cfg.inter_aggregate == "episode" and cfg.sync
+    with pytest.raises(ValueError, match="staleness"):
+        build_config(Config, {"preset": "stable", "staleness": -1})
 
 
 def test_validation_scores_carry_per_class_scores_only_for_class_credit(tiny):
-    ev = R.LocalEvaluator.from_path(small_cfg(terminal_credit="class"), tiny)
-    sd = R.build_task_model(small_cfg(), (8, 12, 6)).state_dict()
+    ev = LocalEvaluator.from_path(small_cfg(terminal_credit="class"), tiny)
+    sd = build_task_model(small_cfg(), (8, 12, 6)).state_dict()
     out = ev.evaluate(sd)
     assert {f"val_cls_a/{c}" for c in range(25)} <= set(out)
     assert {f"val_cls_v/{c}" for c in range(25)} <= set(out)
-    t_a, t_v = R.class_terminal_reward(out, small_cfg(terminal_scale=2.0), 25)
+    t_a, t_v = class_terminal_reward(out, small_cfg(terminal_scale=2.0), 25)
     assert t_a[3] == pytest.approx(out["val_cls_a/3"] / 100 * 2.0)
-    plain = R.LocalEvaluator.from_path(small_cfg(), tiny).evaluate(sd)
+    plain = LocalEvaluator.from_path(small_cfg(), tiny).evaluate(sd)
     assert not any(k.startswith("val_cls_") for k in plain)
     with pytest.raises(KeyError, match="per-class"):
-        R.class_terminal_reward(plain, small_cfg(), 25)
+        class_terminal_reward(plain, small_cfg(), 25)
 
 
 class ClassEvaluator(DelayedEvaluator):
@@ -156,7 +182,7 @@ def test_elementwise_update_is_the_per_class_reinforce_gradient(tiny):
     learner = _learner(tiny, cfg, ev)
     assert learner.elementwise
     captured = []
-    orig = learner._apply_one_elementwise
+    orig = learner._apply_one
 
     def apply(rec, metrics):
         snap = {k: v.clone() for k, v in learner.agent.state_dict().items()}
@@ -177,7 +203,7 @@ def test_elementwise_update_is_the_per_class_reinforce_gradient(tiny):
             learner.agent_opt.step = real_step
         captured.append((rec, metrics, snap, hist, std, grads[0]))
 
-    learner._apply_one_elementwise = apply
+    learner._apply_one = apply
     learner.run_epoch()
     ref = type(learner.agent)(8, 12, 6, num_classes=25, d_model=16, dropout=0.0, keep_init=0.6)
     train = learner.train
@@ -185,15 +211,16 @@ def test_elementwise_update_is_the_per_class_reinforce_gradient(tiny):
     for rec, metrics, snap, hist, (sd_a, sd_v), grads in captured[1:5]:
         ref.load_state_dict(snap)
         ref.train()
-        y = train.labels[rec.idx]
-        out = ref(train.audio[rec.idx], train.visual[rec.idx], train.motion[rec.idx], y)
+        (st,) = rec.steps
+        y = train.labels[st.idx]
+        out = ref(train.audio[st.idx], train.visual[st.idx], train.motion[st.idx], y)
         prev = hist[max(hist)]
         loss = 0.0
-        for m, p, act, b, sd, prv in (("a", out.p_a, rec.act_a, rec.base_a, sd_a, prev[0]),
-                                      ("v", out.p_v, rec.act_v, rec.base_v, sd_v, prev[1])):
+        for m, p, act, b, sd, prv in (("a", out.p_a, st.act_a, rec.base_a, sd_a, prev[0]),
+                                      ("v", out.p_v, st.act_v, rec.base_v, sd_v, prev[1])):
             t = torch.tensor([metrics[f"val_cls_{m}/{c}"] for c in range(25)]) / 100 * 10.0
-            r = (t - prv).unsqueeze(0).expand(len(rec.idx), 25)
-            r = torch.where(rec.undone.unsqueeze(-1), torch.full_like(r, -1.0), r)
+            r = (t - prv).unsqueeze(0).expand(len(st.idx), 25)
+            r = torch.where(getattr(st, f"undone_{m}").unsqueeze(-1), torch.full_like(r, -1.0), r)
             adv = (r - b) / sd
             lp = action_log_prob(p, act, y, reduce=False)
             loss = loss - (adv * lp * (y > 0.5).float()).sum(-1).mean()
@@ -216,9 +243,10 @@ def test_inter_weight_scales_the_inter_reward(tiny):
 
 
 def test_fit_with_stable_preset_end_to_end_and_resume(tiny):
-    cfg = small_cfg(epochs=2, seed=1, reward_preset="stable", entropy_weight=0.01)
+    cfg = small_cfg("stable", epochs=2, seed=1, entropy_weight=0.01)
     seen = []
-    full = R.fit(cfg, tiny, device="cpu", reporter=lambda e, m, sf: seen.append((m, sf)))
+    # The state is taken when the epoch is reported (state_fn builds it when called).
+    full = fit(cfg, tiny, device="cpu", reporter=lambda e, m, sf: seen.append((m, sf())))
     m = seen[-1][0]
     for k in ("rlld/keep_p_noisy_v", "rlld/keep_p_clean_v", "rlld/noise_auc_within_v",
               "rlld/noise_auc_within_a", "reward/terminal_v", "val/seg_Type"):
@@ -226,9 +254,9 @@ def test_fit_with_stable_preset_end_to_end_and_resume(tiny):
     assert 0.0 <= m["rlld/noise_auc_within_v"] <= 1.0
     for k in ("rlld/sampled_precision_v", "rlld/sampled_recall_v"):
         assert 0.0 <= m[k] <= 1.0, k
-    resumed = R.fit(cfg, tiny, device="cpu", resume_state=seen[0][1]())
-    for k in ("val/seg_Type", "test/seg_Type", "train/loss", "train/kept_v"):
-        assert resumed[k] == pytest.approx(full[k], rel=1e-5, abs=1e-6), k
+    resumed = fit(cfg, tiny, device="cpu", resume_state=seen[0][1])
+    untimed = {k: v for k, v in full.items() if not k.startswith(("time/", "last/time/"))}
+    assert {k: resumed[k] for k in untimed} == untimed
 
 
 class CapturingEvaluator(DelayedEvaluator):
@@ -242,7 +270,7 @@ class CapturingEvaluator(DelayedEvaluator):
 
     def metrics(self, step):
         m = super().metrics(step)
-        m.update({R.CF_RESULT + k: v - 1.0 for k, v in m.items() if k.startswith("val/")})
+        m.update({CF_RESULT + k: v - 1.0 for k, v in m.items() if k.startswith("val/")})
         return m
 
 
@@ -253,12 +281,12 @@ def test_counterfactual_update_is_the_same_step_on_the_original_labels(tiny, kee
     ev = CapturingEvaluator()
     cfg = small_cfg(sync=True, counterfactual=True, keep_init=keep_init, dropout=0.3)
     learner = _learner(tiny, cfg, ev)
-    batches = R.overlapping_batches(len(learner.train), 16, 0.25, torch.Generator().manual_seed(0))
+    batches = overlapping_batches(len(learner.train), 16, 0.25, torch.Generator().manual_seed(0))
     for idx in batches[:3]:  # by step 2 Adam's moments are non-trivial
-        learner.act_and_train(idx)
+        learner.run_episode([idx])
     sd = ev.sent[2]
-    main = {k: v for k, v in sd.items() if not k.startswith(R.CF_PREFIX)}
-    cf = {k[len(R.CF_PREFIX):]: v for k, v in sd.items() if k.startswith(R.CF_PREFIX)}
+    main = {k: v for k, v in sd.items() if not k.startswith(CF_PREFIX)}
+    cf = {k[len(CF_PREFIX):]: v for k, v in sd.items() if k.startswith(CF_PREFIX)}
     assert set(main) == set(cf) == set(learner.task.state_dict())
     equal = all(torch.equal(main[k], cf[k]) for k in main)
     assert equal is same
@@ -269,18 +297,18 @@ def test_counterfactual_update_is_the_same_step_on_the_original_labels(tiny, kee
 
 def test_counterfactual_scores_and_credit(tiny):
     cfg = small_cfg(counterfactual=True, terminal_credit="class")
-    ev = R.LocalEvaluator.from_path(cfg, tiny)
-    w1 = R.build_task_model(cfg, (8, 12, 6)).state_dict()
+    ev = LocalEvaluator.from_path(cfg, tiny)
+    w1 = build_task_model(cfg, (8, 12, 6)).state_dict()
     torch.manual_seed(5)
-    w2 = R.build_task_model(cfg, (8, 12, 6)).state_dict()
-    out = ev.evaluate({**w1, **{R.CF_PREFIX + k: v for k, v in w2.items()}})
-    cf = R.counterfactual_metrics(out)
+    w2 = build_task_model(cfg, (8, 12, 6)).state_dict()
+    out = ev.evaluate({**w1, **{CF_PREFIX + k: v for k, v in w2.items()}})
+    cf = counterfactual_metrics(out)
     assert cf == {k: v for k, v in ev.evaluate(w2).items() if k != "eval_s"}
     assert out["val/seg_A"] == ev.evaluate(w1)["val/seg_A"]
     # Paper-path credit: level minus counterfactual level.
     learner = _learner(tiny, small_cfg(staleness=5, counterfactual=True), DelayedEvaluator(1))
     seen = []
-    orig = R.reinforce_loss
+    orig = U.reinforce_loss
 
     def spy(lp, r, b=0.0):
         seen.append(r.clone())
@@ -288,20 +316,21 @@ def test_counterfactual_scores_and_credit(tiny):
 
     metrics = {"val/seg_A": 50.0, "val/event_V": 40.0, "cf:val/seg_A": 45.0,
                "cf:val/event_V": 41.0, "eval_s": 0.0}
-    batches = R.overlapping_batches(len(learner.train), 16, 0.25, torch.Generator().manual_seed(0))
+    batches = overlapping_batches(len(learner.train), 16, 0.25, torch.Generator().manual_seed(0))
     learner.evaluator = type("E", (), {"submit": lambda *a: None, "poll": lambda s: [],
                                        "wait": lambda *a: None, "pending": lambda s: 0})()
-    learner.act_and_train(batches[0])
+    learner.run_episode([batches[0]])
     rec = learner.pending.pop(0)
-    R.reinforce_loss, saved = spy, R.reinforce_loss
+    U.reinforce_loss, saved = spy, U.reinforce_loss
     try:
         learner._apply_one(rec, metrics)
     finally:
-        R.reinforce_loss = saved
-    ok = ~rec.undone
+        U.reinforce_loss = saved
+    (st,) = rec.steps
+    ok = ~st.undone_a
     # (50 - 45) / 100 * 0.1 and (40 - 41) / 100 * 0.1 on top of the inter-reward.
-    assert torch.allclose((seen[0] - rec.r_known_a)[ok], torch.tensor(0.005))
-    assert torch.allclose((seen[1] - rec.r_known_v)[ok], torch.tensor(-0.001))
+    assert torch.allclose((seen[0] - st.r_known_a)[ok], torch.tensor(0.005))
+    assert torch.allclose((seen[1] - st.r_known_v)[ok], torch.tensor(-0.001))
 
 
 def test_sampled_denoising_quality_by_hand(tiny):
@@ -314,8 +343,7 @@ def test_sampled_denoising_quality_by_hand(tiny):
     noisy = labels & ~truth_v
     p_v = torch.where(noisy, torch.tensor(0.2), torch.tensor(0.9))
     p_a = torch.full_like(p_v, 0.5)
-    learner.greedy_removals = lambda split: (torch.zeros_like(labels), p_v < 0.5, p_a, p_v)
-    out = learner.denoise_scores()
+    out = denoise_scores(learner, (torch.zeros_like(labels), p_v < 0.5, p_a, p_v))
     n_noisy, n_clean = float(noisy.sum()), float((labels & truth_v).sum())
     want = 0.8 * n_noisy / (0.8 * n_noisy + 0.1 * n_clean)
     assert out["rlld/sampled_precision_v"] == pytest.approx(want)

@@ -6,18 +6,12 @@ import pytest
 import torch
 
 from trainables.methods.rlld.agent import RLLDAgent, action_log_prob, revise_labels, sample_actions
-from trainables.methods.rlld.learner import (
-    Config,
-    MovingAverageBaseline,
-    guard_all_removed,
-    inter_reward,
-    noise_auc,
-    overlapping_batches,
-    reinforce_loss,
-    soft_labels,
-    stride_of,
-    terminal_reward,
-)
+from trainables.methods.rlld.baselines import MovingAverageBaseline
+from trainables.methods.rlld.batches import overlapping_batches, stride_of
+from trainables.methods.rlld.config import Config
+from trainables.methods.rlld.diagnostics import noise_auc
+from trainables.methods.rlld.rewards import (guard_all_removed, inter_reward, reinforce_loss,
+                                             soft_labels, terminal_reward)
 
 
 def _hand_inter(y, l, a1, a2, s, eps):
@@ -76,12 +70,20 @@ def test_all_removed_keeps_labels_and_gets_minus_one():
     y = torch.tensor([[1.0, 1.0, 0.0], [1.0, 0.0, 0.0], [0.0, 1.0, 1.0], [0.0, 0.0, 0.0]])
     rev_a = torch.tensor([[0.0, 0.0, 0.0], [1.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
     rev_v = torch.tensor([[0.0, 0.0, 0.0], [0.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, 0.0, 0.0]])
-    ga, gv, undone = guard_all_removed(y, rev_a, rev_v)
+    ga, gv, undone_a, undone_v = guard_all_removed(y, rev_a, rev_v)
     # Video 0 lost every label in both modalities: undone. Video 1 and 2 keep one label
     # somewhere. Video 3 had no label to remove.
-    assert undone.tolist() == [True, False, False, False]
+    assert undone_a.tolist() == undone_v.tolist() == [True, False, False, False]
     assert ga[0].tolist() == [1.0, 1.0, 0.0] and gv[0].tolist() == [1.0, 1.0, 0.0]
     assert torch.equal(ga[1:], rev_a[1:]) and torch.equal(gv[1:], rev_v[1:])
+    # Per modality: video 1's visual and video 2's audio vectors are empty too.
+    ma, mv, m_a, m_v = guard_all_removed(y, rev_a, rev_v, mode="modality")
+    assert m_a.tolist() == [True, False, True, False]
+    assert m_v.tolist() == [True, True, False, False]
+    assert ma[2].tolist() == y[2].tolist() and mv[1].tolist() == y[1].tolist()
+    assert ma[1].tolist() == rev_a[1].tolist() and mv[2].tolist() == rev_v[2].tolist()
+    with pytest.raises(ValueError, match="all_removed"):
+        guard_all_removed(y, rev_a, rev_v, mode="class")
 
 
 def test_terminal_reward_uses_configured_metrics_and_scale():
@@ -90,7 +92,7 @@ def test_terminal_reward_uses_configured_metrics_and_scale():
     cfg = Config(terminal_metric_v="seg_V", terminal_scale=1.0)
     assert terminal_reward(m, cfg) == pytest.approx((0.6, 0.55))
     with pytest.raises(ValueError, match="terminal_metric_a"):
-        Config(terminal_metric_a="seg_X")
+        Config(terminal_metric_a="seg_X").validate()
     with pytest.raises(KeyError, match="event_A"):
         terminal_reward(m, Config(terminal_metric_a="event_A"))
 
@@ -209,11 +211,13 @@ def test_task_settings_are_jomolds():
     assert stride_of(mine.batch_size, mine.overlap) == 96
 
 
-def test_rlld_trainable_imports_neither_ray_nor_mlflow():
+def test_rlld_package_imports_neither_ray_nor_mlflow():
+    """Nothing under trainables/ imports ray or mlflow at import time (the pool included)."""
     import subprocess
     import sys
 
-    code = ("import sys, trainables.methods.rlld.learner, trainables.methods.rlld.agent; "
+    code = ("import sys, trainables.methods.rlld.training, trainables.methods.rlld.pool, "
+            "trainables.methods.rlld.bench, trainables.methods.rlld; "
             "bad = [m for m in ('ray', 'mlflow') if m in sys.modules]; "
             "sys.exit(f'imported {bad}' if bad else 0)")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)

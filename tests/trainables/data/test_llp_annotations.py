@@ -8,8 +8,9 @@ import pytest
 from trainables.tasks.avvp.classes import CLASS_INDEX
 from trainables.tasks.avvp.llp import AnnotationError, read_annotations
 
-REAL = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "llp"
-needs_real = pytest.mark.skipif(not (REAL / "AVVP_eval_audio.csv").is_file(), reason="no ../shared LLP CSVs")
+from trainables.tasks.avvp.annotations import DIR as REAL  # the published CSVs, packaged with avtune
+
+needs_real = pytest.mark.skipif(not (REAL / "AVVP_eval_audio.csv").is_file(), reason="no packaged LLP CSVs")
 
 WEAK_H = "filename\tevent_labels\n"
 EVAL_H = "filename\tonset\toffset\tevent_labels\n"

@@ -21,13 +21,29 @@ def _sha(path):
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def test_embedded_stats_match_shared_copy():
-    from pathlib import Path
+def test_embedded_stats_match_the_annotations():
+    """The embedded figures are those of the packaged LLP annotations (and of the shared copy of
+    the figures, where there is one)."""
     import json
+    from collections import Counter
+    from pathlib import Path
+
+    from trainables.tasks.avvp.annotations import DIR
+    from trainables.tasks.avvp.llp import read_annotations
+
     shared = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "llp" / "llp_stats.json"
-    if not shared.is_file():
-        pytest.skip("no ../shared")
-    assert json.loads(shared.read_text()) == STATS
+    if shared.is_file():
+        assert json.loads(shared.read_text()) == STATS
+    tr = read_annotations(DIR, "train")
+    assert (STATS["n_train"], STATS["n_val"], STATS["n_test"]) == (
+        len(tr.video_ids), len(read_annotations(DIR, "val").video_ids),
+        len(read_annotations(DIR, "test").video_ids))
+    freq = tr.labels.mean(0)
+    for c, name in enumerate(LLP_CLASSES):
+        assert freq[c] == pytest.approx(STATS["train_class_freq"][name], abs=5e-5), name
+    sets = Counter(",".join(sorted(LLP_CLASSES[c] for c in np.flatnonzero(row))) for row in tr.labels)
+    for key, share in list(STATS["train_label_sets"].items())[:20]:
+        assert sets[key] / len(tr.video_ids) == pytest.approx(share, abs=5e-5), key
 
 
 def test_same_seed_same_bytes_other_seed_differs(tmp_path):

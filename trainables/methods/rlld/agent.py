@@ -1,21 +1,29 @@
-"""RLLD's label-denoising agent (policy network).
+"""RLLD's label-denoising agent (policy network), in two architectures.
 
 For each video and modality the agent sees a *state*: the pre-extracted features of every segment
 concatenated with the video's original weak label vector (Eq. 1 of the RLLD paper; the
-``use_labels=False`` ablation drops the label part). A HAN-like hybrid attention layer (self- and
-cross-attention between the audio and visual state sequences, dot products scaled by sqrt(d)) turns
-the states into hidden states; a fully connected layer with a sigmoid gives, per class, the
-probability of *keeping* the label in that modality. Actions are Bernoulli draws per class and
-modality (Eq. 4) and the revised labels are ``action AND original label`` (Eq. 5).
+``use_labels=False`` ablation drops the label part). Both architectures project the audio and the
+visual state sequences to ``d_model``, let each attend to itself and to the other, average the
+hidden states over the segments and give, per class, the probability of *keeping* the label in
+that modality through a sigmoid. Actions are Bernoulli draws per class and modality (Eq. 4) and the
+revised labels are ``action AND original label`` (Eq. 5).
+
+* :class:`RLLDAgent` (``agent_arch="avtune"``): a HAN hybrid attention layer (residual self- and
+  cross-attention, LayerNorm, a feed-forward block with residual and LayerNorm) and separate audio
+  and visual heads.
+* :class:`PaperAgent` (``agent_arch="paper"``, Eq. 2-4): ``h = x + SelfAttn(x) + CrossAttn(x,
+  other)`` on the projected states, nothing else, and one fully connected layer shared by both
+  modalities before the sigmoid.
 
 Pooling over time (our choice; the paper does not say): the hidden states are averaged over the
 segments before the FC layer, so the keep decision is a video-level one, as the labels are. The mean
 (rather than max or attention) is permutation-invariant and lets every segment receive gradient,
 which keeps the high-variance REINFORCE signal from concentrating on one segment.
 
-Initial keep probability (our choice): the FC bias starts at ``logit(keep_init)`` (default 0.9) so
-the untrained policy removes few labels and the jointly trained task network does not start from
-labels halved at random; ``keep_init=0.5`` gives the neutral initialisation.
+Initial keep probability (our choice): the FC bias starts at ``logit(keep_init)`` (avtune's
+default 0.9) so the untrained policy removes few labels and the jointly trained task network does
+not start from labels halved at random; ``keep_init=0`` keeps the layer's default initialisation
+(keep probabilities about 0.5: the paper, which states no initialisation).
 """
 
 from __future__ import annotations
@@ -37,6 +45,36 @@ class AgentOutput(NamedTuple):
 
     p_a: torch.Tensor
     p_v: torch.Tensor
+
+
+def _check_keep_init(keep_init: float) -> None:
+    if not (keep_init == 0.0 or 0.0 < keep_init < 1.0):
+        raise ValueError(f"keep_init must be in (0, 1), or 0 for the layer's default "
+                         f"initialisation; got {keep_init}")
+
+
+def _init_keep(keep_init: float, *heads: nn.Linear) -> None:
+    """Sets the heads' biases to ``logit(keep_init)`` (0: leaves the default initialisation)."""
+    if keep_init == 0.0:
+        return
+    b = math.log(keep_init / (1.0 - keep_init))
+    for head in heads:
+        nn.init.constant_(head.bias, b)
+
+
+def _states(agent: nn.Module, audio, visual, motion, labels) -> tuple[torch.Tensor, torch.Tensor]:
+    """The audio and visual state sequences (Eq. 1): features, plus the label vector per segment."""
+    w = agent.fc_a.weight
+    audio, visual, motion = audio.to(w.dtype), visual.to(w.dtype), motion.to(w.dtype)
+    if visual.dim() == 4:
+        visual = visual.mean(dim=2)
+    sv = torch.cat([visual, motion], dim=-1)
+    sa = audio
+    if agent.use_labels:
+        lab = labels.to(w.dtype).unsqueeze(1).expand(-1, audio.shape[1], -1)
+        sa = torch.cat([sa, lab], dim=-1)
+        sv = torch.cat([sv, lab], dim=-1)
+    return sa, sv
 
 
 class HybridAttentionLayer(nn.Module):
@@ -82,7 +120,8 @@ class RLLDAgent(nn.Module):
         dropout: Dropout inside the attention layer.
         use_labels: Concatenate the original label vector to every segment's features (Eq. 1);
             ``False`` is the paper's "w/o label input" ablation.
-        keep_init: Initial keep probability (bias of the FC layer; see the module docstring).
+        keep_init: Initial keep probability (bias of the FC layer; see the module docstring);
+            0 keeps the layer's default initialisation.
     """
 
     def __init__(
@@ -97,8 +136,7 @@ class RLLDAgent(nn.Module):
         keep_init: float = 0.9,
     ):
         super().__init__()
-        if not 0.0 < keep_init < 1.0:
-            raise ValueError(f"keep_init must be in (0, 1), got {keep_init}")
+        _check_keep_init(keep_init)
         self.use_labels = use_labels
         self.num_classes = num_classes
         extra = num_classes if use_labels else 0
@@ -108,9 +146,7 @@ class RLLDAgent(nn.Module):
         # Separate heads: keeping a label means different things for each modality.
         self.head_a = nn.Linear(d_model, num_classes)
         self.head_v = nn.Linear(d_model, num_classes)
-        b = math.log(keep_init / (1.0 - keep_init))
-        for head in (self.head_a, self.head_v):
-            nn.init.constant_(head.bias, b)
+        _init_keep(keep_init, self.head_a, self.head_v)
 
     def forward(
         self,
@@ -130,22 +166,67 @@ class RLLDAgent(nn.Module):
         Returns:
             :class:`AgentOutput` with (B, C) float32 probabilities.
         """
-        w = self.fc_a.weight
-        audio = audio.to(w.dtype)
-        visual = visual.to(w.dtype)
-        motion = motion.to(w.dtype)
-        if visual.dim() == 4:
-            visual = visual.mean(dim=2)
-        sv = torch.cat([visual, motion], dim=-1)
-        sa = audio
-        if self.use_labels:
-            lab = labels.to(w.dtype).unsqueeze(1).expand(-1, audio.shape[1], -1)
-            sa = torch.cat([sa, lab], dim=-1)
-            sv = torch.cat([sv, lab], dim=-1)
+        sa, sv = _states(self, audio, visual, motion, labels)
         ha, hv = self.hat(self.fc_a(sa), self.fc_v(sv))
         p_a = torch.sigmoid(self.head_a(ha.mean(dim=1)).float())
         p_v = torch.sigmoid(self.head_v(hv.mean(dim=1)).float())
         return AgentOutput(p_a, p_v)
+
+
+class PaperAgent(nn.Module):
+    """The agent of Eq. 2-4: residual self- and cross-attention on the states, one shared FC layer.
+
+    ``x_m = W_m s_m`` projects each modality's states to ``d_model`` (the state sizes differ, so
+    the residual sums need one size; HAN projects the same way); ``h_m = x_m + SA(x_m) +
+    CA(x_m, x_other)`` (single-head attention, scaled by sqrt(d), dropout on each branch);
+    ``p_m = sigmoid(FC(mean_t h_m))`` with the same FC for both modalities.
+
+    Args: as :class:`RLLDAgent`.
+    """
+
+    def __init__(self, audio_dim: int = 128, visual_dim: int = 2048, motion_dim: int = 512,
+                 num_classes: int = 25, d_model: int = 512, dropout: float = 0.1,
+                 use_labels: bool = True, keep_init: float = 0.0):
+        super().__init__()
+        _check_keep_init(keep_init)
+        self.use_labels = use_labels
+        self.num_classes = num_classes
+        extra = num_classes if use_labels else 0
+        self.fc_a = nn.Linear(audio_dim + extra, d_model)
+        self.fc_v = nn.Linear(visual_dim + motion_dim + extra, d_model)
+        self.self_attn = nn.MultiheadAttention(d_model, 1, dropout=dropout, batch_first=True)
+        self.cross_attn = nn.MultiheadAttention(d_model, 1, dropout=dropout, batch_first=True)
+        self.drop_sa = nn.Dropout(dropout)
+        self.drop_ca = nn.Dropout(dropout)
+        self.head = nn.Linear(d_model, num_classes)
+        _init_keep(keep_init, self.head)
+
+    def _hidden(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
+        sa = self.self_attn(x, x, x, need_weights=False)[0]
+        ca = self.cross_attn(x, other, other, need_weights=False)[0]
+        return x + self.drop_sa(sa) + self.drop_ca(ca)
+
+    def forward(self, audio: torch.Tensor, visual: torch.Tensor, motion: torch.Tensor,
+                labels: torch.Tensor) -> AgentOutput:
+        """As :meth:`RLLDAgent.forward`."""
+        sa, sv = _states(self, audio, visual, motion, labels)
+        xa, xv = self.fc_a(sa), self.fc_v(sv)
+        ha, hv = self._hidden(xa, xv), self._hidden(xv, xa)
+        p_a = torch.sigmoid(self.head(ha.mean(dim=1)).float())
+        p_v = torch.sigmoid(self.head(hv.mean(dim=1)).float())
+        return AgentOutput(p_a, p_v)
+
+
+AGENTS = {"avtune": RLLDAgent, "paper": PaperAgent}
+
+
+def build_agent(arch: str, dims: tuple[int, int, int], num_classes: int, *, d_model: int,
+                dropout: float, use_labels: bool, keep_init: float) -> nn.Module:
+    """The agent of ``arch`` (``avtune`` or ``paper``) sized for the data."""
+    if arch not in AGENTS:
+        raise ValueError(f"agent_arch must be one of {sorted(AGENTS)}, got {arch!r}")
+    return AGENTS[arch](*dims, num_classes=num_classes, d_model=d_model, dropout=dropout,
+                        use_labels=use_labels, keep_init=keep_init)
 
 
 def sample_actions(p: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:

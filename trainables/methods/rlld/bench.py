@@ -3,9 +3,11 @@
 ``python -m orchestrator.bench rlld [--data llp-sim-small] [--device cpu|cuda] [--epochs N]
 [--actors 2] [--staleness 2] [--actor-gpus G] [--no-jomold] [--json PATH]``
 
-Runs ``trainables.methods.rlld.learner.fit`` twice on the same data and seed with a pool of Ray validation actors
+Runs ``trainables.methods.rlld.training.fit`` twice on the same data and seed with a pool of Ray validation actors
 (``trainables.methods.rlld.pool``) on a private local Ray: once with ``sync=True`` (every policy step
-waits for its reward: the paper's schedule) and once asynchronously with staleness bound S.
+waits for its reward: the paper's schedule) and once asynchronously with staleness bound S
+(counted in episodes; ``--set preset=paper`` or ``--set episode_steps=K`` times the episode
+schedule, where episode t's validation overlaps episode t+1's steps).
 Reports policy steps per second over the training loops (actor start-up excluded: the actors are
 warmed up first), the selected epoch's validation and test Type@AV / Event@AV scores, and whole
 training wall time; then times JoMoLD's whole pipeline (estimator + denoising, same epochs) on the
@@ -15,10 +17,13 @@ same data and device and prints RLLD/JoMoLD time ratios.
 evaluator: no Ray) on the same data, epochs and seeds and prints the ten test F-scores of each
 (model selected by val/seg_Type) and, for JoMoLD and RLLD, denoising precision/recall of the
 removed labels against LLP-sim's hidden truth. ``--methods`` picks the rows (default
-``han,jomold,rlld:paper,rlld:stable``: RLLD with each reward preset, see
-``trainables.methods.rlld.learner.REWARD_PRESETS``; ``--set`` overrides apply to every RLLD row); ``--seeds 0,1,2``
-repeats everything per seed and prints mean +- std over seeds. With ``--json`` every finished run is
-written at once, so an interrupted benchmark keeps what it measured.
+``han,jomold,rlld:paper,rlld:stable``): ``han``, ``jomold``, ``jomold_cl`` (JoMoLD with MA's
+contrastive term, ``cl_weight=1``), ``rlld:<preset>`` (``Config.from_preset``, see
+``trainables.methods.rlld.config.PRESETS``) optionally followed by ``+no_inter`` or ``+no_label``
+(the paper's ablations: ``use_inter_reward=False``, ``use_label_input=False``); ``--set``
+overrides apply to every RLLD row. ``--seeds 0,1,2`` repeats everything per seed and prints mean
++- std over seeds. With ``--json`` every finished run is written at once (with each RLLD run's
+per-epoch diagnostics under ``epochs``), so an interrupted benchmark keeps what it measured.
 
 Targets: async >= 1.5x sync throughput with 2 actors, final val Type@AV within 1 point
 of sync, RLLD's whole training <= 3x JoMoLD's (the paper: about 8 h vs 3 h, 2.7x).
@@ -55,21 +60,27 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--modes", default="sync,async", help="comma-separated subset of sync,async")
     p.add_argument("--no-jomold", action="store_true", help="skip the JoMoLD timing")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
-                   help="further trainables.methods.rlld.learner.Config overrides")
+                   help="further trainables.methods.rlld.config.Config overrides (preset=NAME picks a preset)")
     p.add_argument("--quality", action="store_true",
                    help="compare HAN, JoMoLD and RLLD scores instead of timing async vs sync")
     p.add_argument("--methods", default="han,jomold,rlld:paper,rlld:stable",
-                   help="--quality rows: han, jomold, rlld:<reward preset> (default "
-                        "han,jomold,rlld:paper,rlld:stable)")
+                   help="--quality rows: han, jomold, jomold_cl, rlld:<preset>[+no_inter|+no_label] "
+                        "(default han,jomold,rlld:paper,rlld:stable)")
     p.add_argument("--seeds", default=None,
                    help="--quality: comma-separated seeds (default: --seed); mean +- std over them")
     p.add_argument("--json", help="also write the figures as JSON here")
     return p
 
 
-def _cfg(args, **kw):
-    from orchestrator.methods import coerce_value
-    from trainables.methods.rlld.learner import Config
+# The paper's ablations, as suffixes of an rlld:<preset> row.
+ABLATIONS = {"no_inter": {"use_inter_reward": False}, "no_label": {"use_label_input": False}}
+
+
+def _cfg(args, preset: str | None = None, **kw):
+    """The RLLD config of ``--set`` overrides plus ``kw``; ``preset`` (or ``--set preset=NAME``)
+    through ``Config.from_preset``."""
+    from orchestrator.methods import PRESET_KEY, build_config, coerce_value
+    from trainables.methods.rlld.config import Config
 
     over = {}
     for item in args.sets:
@@ -77,14 +88,30 @@ def _cfg(args, **kw):
         if not sep:
             raise ValueError(f"--set {item!r}: expected KEY=VALUE")
         over[k] = coerce_value(Config, k, v)
-    return Config(**{**over, **kw})
+    if preset is not None:
+        over[PRESET_KEY] = preset
+    return build_config(Config, {**over, **kw})
+
+
+def parse_rlld_method(method: str) -> tuple[str, dict]:
+    """``rlld:<preset>[+ablation...]`` -> ``(preset, overrides)``; ValueError if unknown."""
+    from trainables.methods.rlld.config import PRESETS
+
+    spec = method.partition(":")[2] or "paper_avtune"
+    preset, *abl = spec.split("+")
+    if preset not in PRESETS or any(a not in ABLATIONS for a in abl):
+        raise ValueError(method)
+    over: dict = {}
+    for a in abl:
+        over.update(ABLATIONS[a])
+    return preset, over
 
 
 def _run_rlld(args, path, dev, sync: bool) -> dict:
     import ray
 
     from trainables.methods.rlld.pool import RayValidationPool
-    from trainables.methods.rlld.learner import fit
+    from trainables.methods.rlld.training import fit
 
     cfg = _cfg(args, epochs=args.epochs, seed=args.seed, sync=sync, staleness=args.staleness,
                eval_actors=args.actors, eval_actor_gpus=args.actor_gpus,
@@ -99,16 +126,17 @@ def _run_rlld(args, path, dev, sync: bool) -> dict:
     last = epochs[-1] if epochs else {}
     return {
         "mode": "sync" if sync else f"async S={args.staleness}",
-        "steps_per_s": res.get("rlld/run_steps_per_s", float("nan")),
+        "steps_per_s": res.get("time/run_steps_per_s", float("nan")),
         "wall_s": wall,
         "val_seg_Type": res.get("val/seg_Type", float("nan")),
         "val_event_Type": res.get("val/event_Type", float("nan")),
         "test_seg_Type": res.get("test/seg_Type", float("nan")),
         "test_event_Type": res.get("test/event_Type", float("nan")),
         "last_val_seg_Type": last.get("val/seg_Type", float("nan")),
-        "actor_util": sum(m["rlld/actor_util"] for m in epochs) / max(1, len(epochs)),
+        "actor_util": sum(m["time/actor_util"] for m in epochs) / max(1, len(epochs)),
         "staleness": sum(m["rlld/staleness"] for m in epochs) / max(1, len(epochs)),
-        "wait_s": sum(m["rlld/wait_s"] for m in epochs),
+        "wait_s": sum(m["time/wait_s"] for m in epochs),
+        "policy_steps": sum(m["rlld/policy_steps"] for m in epochs),
         "denoise_f1_a": res.get("denoise/f1_a", float("nan")),
         "denoise_f1_v": res.get("denoise/f1_v", float("nan")),
         "resubmits": pool.resubmits,
@@ -139,24 +167,36 @@ DENOISE_KEYS = ("denoise/precision_a", "denoise/recall_a", "denoise/precision_v"
 def _quality_run(args, method: str, seed: int, path, dev) -> dict:
     from trainables.methods.han import train as han
     from trainables.methods.jomold import train as jomold
-    from trainables.methods.rlld import learner as rlld
+    from trainables.methods.rlld.training import fit as rlld_fit
 
     t0 = time.perf_counter()
+    epochs: list[dict] = []
     if method == "han":
         res = han.fit(han.Config(epochs=args.epochs, seed=seed), path, device=dev)
-    elif method == "jomold":
+    elif method in ("jomold", "jomold_cl"):
+        cfg = jomold.Config(epochs=args.epochs, estimator_epochs=args.epochs, seed=seed,
+                            cl_weight=1.0 if method == "jomold_cl" else 0.0)
         with tempfile.TemporaryDirectory(prefix="avtune-bench-rlld-est-") as cache:
-            res = jomold.fit(jomold.Config(epochs=args.epochs, estimator_epochs=args.epochs,
-                                           seed=seed), path, device=dev, estimator_cache_dir=cache)
+            res = jomold.fit(cfg, path, device=dev, estimator_cache_dir=cache)
     else:
-        preset = method.partition(":")[2] or "paper"
-        res = rlld.fit(_cfg(args, epochs=args.epochs, seed=seed, sync=True,
-                            reward_preset=preset), path, device=dev,
-                       reporter=lambda e, m, sf: print(f"  {method} seed {seed} {epoch_line(e, m)}",
-                                                       flush=True))
+        preset, over = parse_rlld_method(method)
+
+        def report(e, m, sf):
+            epochs.append({k: float(v) for k, v in m.items() if k.startswith(EPOCH_PREFIXES)})
+            print(f"  {method} seed {seed} {epoch_line(e, m)}", flush=True)
+
+        res = rlld_fit(_cfg(args, preset, **{"sync": True, **over, "epochs": args.epochs,
+                                             "seed": seed}),
+                       path, device=dev, reporter=report)
     res = {k: float(v) for k, v in res.items()}
     res["wall_s"] = time.perf_counter() - t0
+    if epochs:
+        res["epochs"] = epochs
     return res
+
+
+# Per-epoch figures an RLLD run keeps in the JSON (the deciding experiment's curves).
+EPOCH_PREFIXES = ("epoch", "train/kept", "rlld/", "denoise/", "val/seg", "reward/", "time/epoch")
 
 
 def epoch_line(epoch: int, m: dict) -> str:
@@ -194,19 +234,37 @@ def quality_table(runs: dict[str, list[dict]]) -> str:
         return (fmt.format(m) + ("+-" + fmt.format(sd) if len(vals) > 1 else "")) if vals else "-"
 
     lines = ["test F-scores (model selected by val/seg_Type)"]
-    lines.append(f"{'method':<14s}" + "".join(f"{k:>13s}" for k in SCORE_KEYS) + f"{'wall s':>9s}")
+    lines.append(f"{'method':<22s}" + "".join(f"{k:>13s}" for k in SCORE_KEYS) + f"{'wall s':>9s}")
     for name, rs in runs.items():
-        lines.append(f"{name:<14s}" + "".join(
+        lines.append(f"{name:<22s}" + "".join(
             f"{cell([r.get('test/' + k, float('nan')) for r in rs], '{:.1f}'):>13s}"
             for k in SCORE_KEYS) + f"{cell([r['wall_s'] for r in rs], '{:.0f}'):>9s}")
     lines.append("")
     lines.append("label denoising on the train split (selected epoch)")
-    lines.append(f"{'method':<14s}" + "".join(f"{k.split('/')[1]:>20s}" for k in DENOISE_KEYS))
+    lines.append(f"{'method':<22s}" + "".join(f"{k.split('/')[1]:>20s}" for k in DENOISE_KEYS))
     for name, rs in runs.items():
         if name == "han":
             continue
-        lines.append(f"{name:<14s}" + "".join(
+        lines.append(f"{name:<22s}" + "".join(
             f"{cell([r.get(k, float('nan')) for r in rs], '{:.3f}'):>20s}" for k in DENOISE_KEYS))
+    return "\n".join(lines)
+
+
+EPOCH_KEYS = ("rlld/keep_p_noisy_v", "rlld/keep_p_clean_v", "rlld/keep_p_noisy_a",
+              "rlld/keep_p_clean_a", "rlld/noise_auc_v", "rlld/noise_auc_a", "rlld/policy_steps")
+
+
+def epoch_table(runs: dict[str, list[dict]]) -> str:
+    """Per RLLD row and epoch, the mean over seeds of the agent's keep probabilities of truly noisy
+    and clean labels, its noise AUC and the agent updates of the epoch."""
+    lines = ["agent per epoch (mean over seeds): keep p noisy/clean v, a; noise AUC v, a; updates"]
+    for name, rs in runs.items():
+        n = min((len(r.get("epochs", [])) for r in rs), default=0)
+        for e in range(n):
+            vals = [sum(r["epochs"][e].get(k, float("nan")) for r in rs) / len(rs)
+                    for k in EPOCH_KEYS]
+            lines.append(f"{name:<22s} epoch {e}: {vals[0]:.3f}/{vals[1]:.3f}  {vals[2]:.3f}/"
+                         f"{vals[3]:.3f}  {vals[4]:.3f}  {vals[5]:.3f}  {vals[6]:.0f}")
     return "\n".join(lines)
 
 
@@ -228,6 +286,8 @@ def _quality(args, path, dev) -> dict:
                                         "runs": runs})
     print()
     print(quality_table(runs))
+    print()
+    print(epoch_table(runs))
     return runs
 
 
@@ -237,58 +297,49 @@ def _write_json(path: str, obj) -> None:
     atomic_write_bytes(path, json.dumps(obj, indent=2).encode())
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    import ray
-    import torch
+def _known_method(m: str) -> bool:
+    if m in ("han", "jomold", "jomold_cl", "rlld"):
+        return True
+    if not m.startswith("rlld:"):
+        return False
+    try:
+        parse_rlld_method(m)
+    except ValueError:
+        return False
+    return True
 
-    from trainables.data.registry import describe_data, resolve_data
-    from trainables.methods.rlld.learner import REWARD_PRESETS
 
-    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
-    gpu = dev.type == "cuda"
-    args.data = args.data or ("llp-sim" if gpu else "llp-sim-small")
-    if args.epochs is None:
-        args.epochs = 25 if gpu else 2
-    if args.actor_gpus is None:
-        args.actor_gpus = 0.25 if gpu else 0.0
+def _check_args(args) -> str | None:
+    """The first bad option as an error line, or None."""
     if args.epochs < 1 or args.actors < 1 or args.staleness < 0:
-        print("error: --epochs and --actors must be >= 1, --staleness >= 0", file=sys.stderr)
-        return 2
+        return "--epochs and --actors must be >= 1, --staleness >= 0"
     modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     bad = sorted(set(modes) - {"sync", "async"})
     if bad or not modes:
-        print(f"error: --modes: unknown {bad or modes}; expected sync,async", file=sys.stderr)
-        return 2
-    bad = [m for m in (x.strip() for x in args.methods.split(",")) if m and m not in
-           ("han", "jomold", "rlld") and not (m.startswith("rlld:") and m[5:] in REWARD_PRESETS)]
+        return f"--modes: unknown {bad or modes}; expected sync,async"
+    bad = [m for m in (x.strip() for x in args.methods.split(",")) if m and not _known_method(m)]
     if bad:
-        print(f"error: --methods: unknown {bad}; expected han, jomold, rlld:<preset> with preset "
-              f"in {sorted(REWARD_PRESETS)}", file=sys.stderr)
-        return 2
+        from trainables.methods.rlld.config import PRESETS
+
+        return (f"--methods: unknown {bad}; expected han, jomold, jomold_cl, "
+                f"rlld:<preset>[+no_inter|+no_label] with preset in {sorted(PRESETS)}")
     try:
         seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
     except ValueError:
-        print(f"error: --seeds {args.seeds!r}: expected comma-separated integers", file=sys.stderr)
-        return 2
+        return f"--seeds {args.seeds!r}: expected comma-separated integers"
     if seeds is not None and not seeds:
-        print("error: --seeds: no seed given", file=sys.stderr)
-        return 2
-    torch.set_num_threads(max(1, args.threads))
-    try:
-        path = resolve_data(args.data)
-    except ValueError as e:
-        print(f"error: --data {args.data}: {e}", file=sys.stderr)
-        return 2
-    print(f"data    {describe_data(args.data)}")
-    pool_txt = ("no actors (in-process rewards)" if args.quality else
-                f"{args.actors} actors x {args.actor_cpus} CPU, {args.actor_gpus} GPU")
-    print(f"device  {dev}{' (' + torch.cuda.get_device_name(dev) + ')' if gpu else ''}; "
-          f"{pool_txt}; epochs {args.epochs}; learner threads {args.threads}"
-          + (f"; validation slowed by {args.eval_slowdown} s (emulation)" if args.eval_slowdown else ""))
-    if args.quality:
-        _quality(args, path, dev)
-        return 0
+        return "--seeds: no seed given"
+    return None
+
+
+def _timing(args, path, dev) -> dict:
+    """RLLD sync and/or async on a private local Ray, then JoMoLD's whole pipeline; prints and
+    returns the summary."""
+    import ray
+    import torch
+
+    gpu = dev.type == "cuda"
+    modes = [m.strip() for m in args.modes.split(",") if m.strip()]
     ncpu = os.cpu_count() or 2
     ray.init(address="local", num_cpus=max(ncpu, int(args.actors * args.actor_cpus + 1)),
              num_gpus=torch.cuda.device_count() if gpu else 0, include_dashboard=False,
@@ -325,6 +376,42 @@ def main(argv: list[str] | None = None) -> int:
             ratio = r["wall_s"] / jm["wall_s"]
             summary[f"ratio_{r['mode'].split()[0]}"] = ratio
             print(f"RLLD {r['mode']} / JoMoLD time {ratio:.2f}x (target <= 3x; paper ~2.7x)")
+    return summary
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    import torch
+
+    from trainables.data.registry import describe_data, resolve_data
+
+    dev = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    gpu = dev.type == "cuda"
+    args.data = args.data or ("llp-sim" if gpu else "llp-sim-small")
+    if args.epochs is None:
+        args.epochs = 25 if gpu else 2
+    if args.actor_gpus is None:
+        args.actor_gpus = 0.25 if gpu else 0.0
+    err = _check_args(args)
+    if err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    torch.set_num_threads(max(1, args.threads))
+    try:
+        path = resolve_data(args.data)
+    except ValueError as e:
+        print(f"error: --data {args.data}: {e}", file=sys.stderr)
+        return 2
+    print(f"data    {describe_data(args.data)}")
+    pool_txt = ("no actors (in-process rewards)" if args.quality else
+                f"{args.actors} actors x {args.actor_cpus} CPU, {args.actor_gpus} GPU")
+    print(f"device  {dev}{' (' + torch.cuda.get_device_name(dev) + ')' if gpu else ''}; "
+          f"{pool_txt}; epochs {args.epochs}; learner threads {args.threads}"
+          + (f"; validation slowed by {args.eval_slowdown} s (emulation)" if args.eval_slowdown else ""))
+    if args.quality:
+        _quality(args, path, dev)
+        return 0
+    summary = _timing(args, path, dev)
     if args.json:
         _write_json(args.json, summary)
     return 0

@@ -2,10 +2,12 @@
 
 Each actor (:class:`ValidationActor`) loads the validation split once and keeps it resident on its
 device (a GPU when ``eval_actor_gpus > 0``, a whole one or a fraction, else the CPU). The learner
-publishes the task weights of step t with ``ray.put`` (one object-store copy, shared by whichever
-actor takes the step) and :class:`RayValidationPool` hands the step to the actor with the fewest
-evaluations in flight. :class:`RayValidationPool` implements the evaluator protocol of
-``trainables.methods.rlld.learner`` (``submit``/``poll``/``wait``/``pending``/``close``).
+publishes the task weights at the end of episode t with ``ray.put`` (one object-store copy,
+shared by whichever actor takes the request) and :class:`RayValidationPool` hands the request to
+the actor with the fewest evaluations in flight; meanwhile the learner runs the steps of episode
+t+1. :class:`RayValidationPool` implements the evaluator protocol of
+:mod:`trainables.methods.rlld.evaluator` (``submit``/``poll``/``wait``/``pending``/``close``);
+"step" below is the request's key (the episode number).
 
 Placement (our choice): the actors belong to the trial, inside the trial's placement group.
 :func:`extra_bundles` returns one bundle per actor (``{"CPU": eval_actor_cpus, "GPU":
@@ -32,21 +34,25 @@ from collections.abc import Mapping
 from dataclasses import asdict, is_dataclass
 from typing import Any
 
-import ray
 import torch
-from ray.exceptions import GetTimeoutError, RayActorError
-from ray.util.placement_group import get_current_placement_group
-from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 
-from trainables.methods.rlld.learner import Config, LocalEvaluator
+from trainables.methods.rlld.config import Config
+from trainables.methods.rlld.evaluator import LocalEvaluator
 
-try:  # Ray versions name the "actor restarting, retry later" error differently.
-    from ray.exceptions import ActorUnavailableError
-except ImportError:  # pragma: no cover
-    ActorUnavailableError = RayActorError  # type: ignore[misc,assignment]
-
-_ACTOR_ERRORS = (RayActorError, ActorUnavailableError)
+# Ray is imported inside the functions that use it: nothing under trainables/ imports ray at
+# module import time (the method package is discovered by processes that never start Ray).
 RESTART_GRACE_S = 30.0
+
+
+def _actor_errors() -> tuple[type[BaseException], ...]:
+    """The errors of a dead or restarting actor, and of a timed-out get."""
+    from ray.exceptions import GetTimeoutError, RayActorError
+
+    try:  # Ray versions name the "actor restarting, retry later" error differently.
+        from ray.exceptions import ActorUnavailableError
+    except ImportError:  # pragma: no cover
+        ActorUnavailableError = RayActorError  # type: ignore[misc,assignment]
+    return RayActorError, ActorUnavailableError, GetTimeoutError
 
 
 def _cfg_dict(cfg: Config | Mapping[str, Any]) -> dict[str, Any]:
@@ -78,16 +84,18 @@ def extra_bundles(cfg: Config | Mapping[str, Any]) -> list[dict[str, float]]:
 
 
 def evaluator_kwargs(cfg: Config | Mapping[str, Any], data_path) -> dict[str, Any]:
-    """``{"evaluator": RayValidationPool(...)}`` for ``trainables.methods.rlld.learner.fit`` (inside a trial)."""
+    """``{"evaluator": RayValidationPool(...)}`` for :func:`trainables.methods.rlld.training.fit` (inside a trial)."""
     return {"evaluator": RayValidationPool(cfg, data_path)}
 
 
-@ray.remote
-class ValidationActor:
-    """Holds the validation split resident on its device and scores task weights."""
+class ValidationActorImpl:
+    """Holds the validation split resident on its device and scores task weights (the body of
+    the Ray actor :func:`validation_actor`)."""
 
     def __init__(self, cfg: dict[str, Any], data_path: str, threads: int = 1,
                  slowdown_s: float = 0.0):
+        import ray
+
         torch.set_num_threads(max(1, threads))
         self.slowdown_s = slowdown_s
         device = "cuda" if torch.cuda.is_available() and ray.get_gpu_ids() else "cpu"
@@ -107,8 +115,21 @@ class ValidationActor:
         return os.getpid()
 
 
+_ACTOR_CLASS: Any = None
+
+
+def validation_actor():
+    """The Ray actor class of :class:`ValidationActorImpl` (made once, on first use)."""
+    global _ACTOR_CLASS
+    if _ACTOR_CLASS is None:
+        import ray
+
+        _ACTOR_CLASS = ray.remote(ValidationActorImpl)
+    return _ACTOR_CLASS
+
+
 class RayValidationPool:
-    """The evaluator protocol of ``trainables.methods.rlld.learner`` backed by Ray actors.
+    """The evaluator protocol of :mod:`trainables.methods.rlld.evaluator` backed by Ray actors.
 
     Args:
         cfg: RLLD config (or its dict): model settings plus ``eval_actors``, ``eval_actor_gpus``,
@@ -123,6 +144,9 @@ class RayValidationPool:
 
     def __init__(self, cfg: Config | Mapping[str, Any], data_path, *, max_resubmits: int = 5,
                  placement_group="current", slowdown_s: float = 0.0):
+        from ray.util.placement_group import get_current_placement_group
+        from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+
         n, gpus, cpus, restarts = _pool_settings(cfg)
         self.num_workers = n
         self.max_resubmits = max_resubmits
@@ -139,7 +163,7 @@ class RayValidationPool:
                                      f"needs its {n} actor bundles (extra_bundles) appended")
                 opts["scheduling_strategy"] = PlacementGroupSchedulingStrategy(
                     placement_group=pg, placement_group_bundle_index=index)
-            self.actors.append(ValidationActor.options(**opts).remote(
+            self.actors.append(validation_actor().options(**opts).remote(
                 cfg_d, str(data_path), max(1, int(cpus)), slowdown_s))
         self._inflight: dict[Any, tuple[int, int]] = {}  # result ref -> (step, actor index)
         self._by_step: dict[int, Any] = {}  # step -> result ref in flight
@@ -155,6 +179,8 @@ class RayValidationPool:
     # -- protocol ----------------------------------------------------------------------------
 
     def submit(self, step: int, state_dict: Mapping[str, torch.Tensor]) -> None:
+        import ray
+
         step = int(step)
         if step in self._by_step or step in self._ready or step in self._delivered:
             raise ValueError(f"step {step} was already submitted")
@@ -171,6 +197,8 @@ class RayValidationPool:
         return out
 
     def wait(self, step: int, timeout: float | None = None) -> None:
+        import ray
+
         step = int(step)
         deadline = None if timeout is None else time.monotonic() + timeout
         while step in self._by_step:
@@ -185,6 +213,8 @@ class RayValidationPool:
         return len(self._by_step) + len(self._ready)
 
     def close(self) -> None:
+        import ray
+
         for a in self.actors:
             try:
                 ray.kill(a, no_restart=True)
@@ -214,6 +244,8 @@ class RayValidationPool:
         self._load[i] += 1
 
     def _harvest(self, timeout: float) -> None:
+        import ray
+
         if not self._inflight:
             return
         refs = list(self._inflight)
@@ -225,7 +257,7 @@ class RayValidationPool:
                 del self._by_step[step]
             try:
                 got_step, metrics = ray.get(ref, timeout=60)
-            except (*_ACTOR_ERRORS, GetTimeoutError) as e:
+            except _actor_errors() as e:
                 self._retry(step, i, e)
                 continue
             self._failed_at[i] = float("-inf")

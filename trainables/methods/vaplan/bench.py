@@ -95,9 +95,9 @@ def main(argv: list[str] | None = None) -> int:
                 results.setdefault(name, []).append(r)
                 print(f"{name} seed {seed}: test seg_Type {r['test/seg_Type']:.2f} "
                       f"({r['wall_s']:.0f} s)", flush=True)
-    print(table(results))
-    if args.json:
-        from trainables.data.format import atomic_write_bytes
+                if args.json:  # after every run: a long bench that dies keeps what it measured
+                    from trainables.data.format import atomic_write_bytes
 
-        atomic_write_bytes(args.json, json.dumps(results, indent=1).encode())
+                    atomic_write_bytes(args.json, json.dumps(results, indent=1).encode())
+    print(table(results))
     return 0

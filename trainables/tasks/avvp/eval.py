@@ -99,15 +99,20 @@ def score(probs: Mapping[str, torch.Tensor], split: AVVPSplit, *, prefix: str,
     """Decodes probabilities and scores them against the split's dense truth.
 
     Returns:
-        ``{f"{prefix}/{key}": value}`` for the ten AVVP F-scores (0..100).
+        ``{f"{prefix}/{key}": value}`` for the ten AVVP F-scores (0..100); for the ``test``
+        split also the per-class audio and visual segment F (``test/class_A/<class>``,
+        ``test/class_V/<class>``; :func:`~trainables.tasks.avvp.metrics.class_scores`).
     """
-    from trainables.tasks.avvp.metrics import avvp_scores, decode
+    from trainables.tasks.avvp.metrics import avvp_scores, class_scores, decode
 
     if not split.has_truth:
         raise ValueError(f"split has no dense truth; cannot compute {prefix}/ scores")
     pred_a, pred_v = decode(probs["frame_prob"], probs["a_prob"], probs["v_prob"],
                             probs["global_prob"], protocol=protocol, threshold=threshold)
     s = avvp_scores(pred_a, pred_v, split.gt_audio, split.gt_visual)
+    if prefix == "test":
+        # Per-class audio and visual F of the selected weights, once per run (comparisons plot them).
+        s.update(class_scores(pred_a, pred_v, split.gt_audio, split.gt_visual))
     return {f"{prefix}/{k}": float(v) for k, v in s.items()}
 
 

@@ -183,6 +183,45 @@ def avvp_scores(pred_a: Any, pred_v: Any, gt_a: Any, gt_v: Any) -> dict[str, flo
     return {k: out[k] for k in SCORE_KEYS}
 
 
+def metric_name(name: str) -> str:
+    """A class name as an MLflow metric-name part (``Frying_(food)`` -> ``Frying_food``)."""
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_\-. :/]", "", name)
+
+
+def class_scores(pred_a: Any, pred_v: Any, gt_a: Any, gt_v: Any,
+                 names: tuple[str, ...] | list[str] | None = None) -> dict[str, float]:
+    """Per-class segment-level F-scores (0..100) of audio and visual predictions, each pooled
+    over all videos and segments: ``F = 2TP / (2TP + FP + FN)`` of class c in modality m.
+
+    Args:
+        pred_a, pred_v, gt_a, gt_v: Binary ``(N, T, C)`` arrays, as for :func:`avvp_scores`.
+        names: The C class names (default ``LLP_CLASSES`` for 25 classes, else ``c0``, ``c1``...).
+
+    Returns:
+        ``{"class_A/<name>": F, "class_V/<name>": F, ...}`` with names made metric-safe
+        (:func:`metric_name`); a class with no predicted and no true segment in a modality is left
+        out of that modality.
+    """
+    arrs = [_as_binary(x, n) for x, n in ((pred_a, "pred_a"), (pred_v, "pred_v"), (gt_a, "gt_a"), (gt_v, "gt_v"))]
+    c = arrs[0].shape[-1]
+    if names is None:
+        from trainables.tasks.avvp.classes import LLP_CLASSES
+
+        names = LLP_CLASSES if c == len(LLP_CLASSES) else [f"c{i}" for i in range(c)]
+    out: dict[str, float] = {}
+    for mod, p, g in (("A", arrs[0], arrs[2]), ("V", arrs[1], arrs[3])):
+        tp = (p & g).sum(axis=(0, 1)).astype(np.float64)
+        fp = (p & ~g).sum(axis=(0, 1)).astype(np.float64)
+        fn = (~p & g).sum(axis=(0, 1)).astype(np.float64)
+        denom = 2 * tp + fp + fn
+        for i, name in enumerate(names):
+            if denom[i] > 0:
+                out[f"class_{mod}/{metric_name(name)}"] = float(100.0 * 2 * tp[i] / denom[i])
+    return out
+
+
 def decode(
     frame_prob: Any,
     a_prob: Any,
