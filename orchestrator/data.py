@@ -54,6 +54,20 @@ def _convert_avar(args: argparse.Namespace) -> int:
     return 0
 
 
+def _convert_teachers(args: argparse.Namespace) -> int:
+    from trainables.data.registry import resolve_data
+    from trainables.tasks.avvp.teacher_data import convert_teachers
+
+    t0 = time.perf_counter()
+    models = {m: v for m, v in (("visual", args.visual_model), ("audio", args.audio_model)) if v}
+    path = convert_teachers(resolve_data(args.dataset), Path(args.out), visual_dir=args.visual,
+                            audio_dir=args.audio, text=args.text, models=models,
+                            as_inputs=args.as_inputs)
+    _print_info(path)
+    print(f"wrote {path} in {time.perf_counter() - t0:.1f} s")
+    return 0
+
+
 def _export_llp(args: argparse.Namespace) -> int:
     from trainables.tasks.avvp.llp_export import export_llp
     from trainables.data.registry import resolve_data
@@ -174,6 +188,19 @@ def build_parser() -> argparse.ArgumentParser:
     a.add_argument("--labels", required=True, help="labels CSV")
     a.add_argument("--out", required=True)
     a.set_defaults(func=_convert_avar)
+
+    t = sub.add_parser("convert-teachers", help="add CLIP/CLAP segment embeddings (per-video .npy, "
+                       "(10, D)) and class text embeddings (.npz) to an AVVP data set, for VAPLAN")
+    t.add_argument("dataset", help="llp=PATH, llp-sim-small, ... (the data set to extend)")
+    t.add_argument("--visual", help="folder of <video_id>.npy CLIP segment embeddings")
+    t.add_argument("--audio", help="folder of <video_id>.npy CLAP segment embeddings")
+    t.add_argument("--text", required=True, help=".npz with keys visual/VP1 ..., audio/AP2 ... (25, D)")
+    t.add_argument("--visual-model", default="", help="teacher model name to record")
+    t.add_argument("--audio-model", default="", help="teacher model name to record")
+    t.add_argument("--as-inputs", action="store_true",
+                   help="also use the embeddings as the visual/audio input features")
+    t.add_argument("--out", required=True, help="output directory")
+    t.set_defaults(func=_convert_teachers)
 
     e = sub.add_parser("export-llp", help="write an AVVP data set in the official LLP layout "
                        "(per-video .npy features and the five CSVs), for other AVVP codebases")

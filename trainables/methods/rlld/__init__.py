@@ -10,13 +10,10 @@ validation-actor pool, reached only through ``METHOD``'s hooks; ``bench``: the b
 
 from trainables.core.method import MethodSpec
 
-METHOD = MethodSpec(
-    name="rlld",
-    task="avvp",
-    config="trainables.methods.rlld.config:Config",
-    fit="trainables.methods.rlld.training:fit",
-    description="RLLD: a policy agent removes noisy modality labels, rewarded by validation",
-    extra_kwargs="trainables.methods.rlld.pool:evaluator_kwargs",
-    extra_bundles="trainables.methods.rlld.pool:extra_bundles",
-    reference="rlld",
-)
+# The validation pool is Ray's: reached only through these hooks, inside a trial.
+METHOD = MethodSpec("rlld", "avvp", config="trainables.methods.rlld.config:Config",
+                    fit="trainables.methods.rlld.training:fit", reference="rlld",
+                    extra_kwargs="trainables.methods.rlld.pool:evaluator_kwargs",
+                    extra_bundles="trainables.methods.rlld.pool:extra_bundles",
+                    description="RLLD: a policy agent removes noisy modality labels, rewarded by "
+                                "validation")

@@ -190,3 +190,19 @@ def test_han_trains_on_vaplan_pseudo_labels(tiny):
     weak = han.fit(han.Config(epochs=1, d_model=64, seed=0), tiny, device="cpu")
     pseudo = han.fit(han.Config(epochs=1, d_model=64, seed=0, label_source="vaplan"), tiny, device="cpu")
     assert pseudo["train/loss"] != weak["train/loss"]
+
+
+def test_convert_teachers_cli_exit_codes(tiny, tmp_path):
+    import subprocess
+    import sys
+
+    dirs, text = _teacher_files(tmp_path, tiny)
+    base = [sys.executable, "-m", "orchestrator.data", "convert-teachers", f"llp={tiny}", "--text", str(text)]
+    ok = subprocess.run([*base, "--visual", str(dirs["visual"]), "--audio", str(dirs["audio"]),
+                         "--out", str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr and "wrote" in ok.stdout
+    assert "teacher_visual" in read_meta(tmp_path / "o")["shapes"]
+    bad = subprocess.run([*base, "--visual", str(tmp_path / "nope"), "--out", str(tmp_path / "b")],
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "nope: not a directory" in bad.stderr
+    assert not (tmp_path / "b").exists()
