@@ -164,10 +164,12 @@ class _TwicePool(_KillingPool):
     def __init__(self, pool):
         super().__init__(pool, at=-1)
         self.again = []
+        self.redelivered = 0  # second deliveries actually handed out by a poll
 
     def poll(self):
         got = self.pool.poll()
         out, self.again = self.again + got, list(got)
+        self.redelivered += len(out) - len(got)
         return out
 
 
@@ -197,9 +199,10 @@ def test_a_reward_delivered_twice_is_counted_and_applied_once(local_ray):
     fit(cfg, local_ray, device="cpu", evaluator=ev, reporter=lambda e, m, sf: seen.append(m))
     steps = int(np.ceil(96 / 12))
     m = seen[-1]
-    # The check above would catch this pool: every step's reward came back a second time
-    # (except, possibly, the last one's: nothing polls after the final drain).
-    assert steps - 1 <= m["reward/duplicates"] <= steps
+    # The check above would catch this pool: every reward it handed out a second time is counted
+    # and ignored (the last poll's second deliveries never go out: nothing polls after the final
+    # drain, and how many that is depends on the actors' timing).
+    assert m["reward/duplicates"] == ev.redelivered >= steps // 2
     assert m["reward/applied"] == m["rlld/policy_steps"] == steps
 
 
