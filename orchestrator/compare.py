@@ -325,7 +325,7 @@ def describe_plan(plan) -> str:
 
 def closing(plan, rows: list[dict[str, Any]]) -> str:
     """The comparison table (printed and written to ``<storage>/<name>/tables/``)."""
-    from orchestrator import results, tables
+    from orchestrator import compare_tables, results
     from orchestrator.methods import task_of
 
     t = plan.trial
@@ -335,8 +335,9 @@ def closing(plan, rows: list[dict[str, Any]]) -> str:
     where = ""
     if "://" not in t["storage"]:
         out = Path(t["storage"], plan.experiment, "tables")
-        paths = tables.write_compare_tables(rows, out, metric=plan.spec.metric, mode=plan.spec.mode,
-                                            task=task_of(methods[0]), methods=methods, data_note=note)
+        paths = compare_tables.write_compare_tables(rows, out, metric=plan.spec.metric,
+                                                    mode=plan.spec.mode, task=task_of(methods[0]),
+                                                    methods=methods, data_note=note)
         where = f"[avtune] wrote {', '.join(p.name for p in paths)} to {out}"
     lines += [where] if where else []
     lines.append(f"[avtune] MLflow: experiment {EXPERIMENT!r}, parent run {plan.experiment!r} "

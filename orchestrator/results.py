@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from orchestrator import tables
+from orchestrator import compare_tables, tables
 
 OBJECTIVE = "objective"  # orchestrator.tracking.OBJECTIVE (tracking imports Ray; this does not)
 KINDS = ("sweep", "compare")
@@ -218,7 +218,7 @@ def compare_lines(rows: Sequence[Mapping[str, Any]], *, methods: Sequence[str], 
     task = task_for(methods[0])
     finished = [r for r in rows if r["status"] == tables.FINISHED]
     lines = [f"[avtune] {len(finished)}/{len(rows)} runs finished"]
-    lines += tables.compare_text(rows, task=task, methods=methods, metric=metric,
+    lines += compare_tables.compare_text(rows, task=task, methods=methods, metric=metric,
                                  data_note=data_note).splitlines()
     return lines
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from orchestrator import tables
+from orchestrator import compare_tables, tables
 from orchestrator.methods import task_of
 
 TAG_SWEEP = "avtune.sweep_id"
@@ -371,7 +371,7 @@ class MLflowSweepTracker:
             self.client.set_tag(parent, "avtune.best_config", json.dumps(best.config, default=str))
         if self.kind == "compare":
             # One set of scores per method (mean and std over its seeds), e.g. ``<method>/seg_V``.
-            for meth, g in tables.method_groups(finished, self.methods):
+            for meth, g in compare_tables.method_groups(finished, self.methods):
                 means, stds = g.scores(task, "test/")
                 vm, vs = g.stat(self.metric)
                 for k, v in [(f"{meth}/{self.metric}", vm), *((f"{meth}/{k}", v) for k, v in means.items())]:
@@ -385,7 +385,7 @@ class MLflowSweepTracker:
             self.client.log_batch(parent, metrics=[Metric(k, v, now, 0) for k, v in logged.items()])
         with tempfile.TemporaryDirectory() as d:
             if self.kind == "compare":
-                tables.write_compare_tables(rows, d, metric=self.metric, mode=self.mode, task=task,
+                compare_tables.write_compare_tables(rows, d, metric=self.metric, mode=self.mode, task=task,
                                             methods=self.methods, data_note=self.data_note)
             else:
                 label = f"{self.sweep}: best {best.label() if best else '(none)'}"
@@ -405,7 +405,7 @@ class MLflowSweepTracker:
         failed = len(rows) - len(finished)
         cmd = f"Reproduce: `{self.command}`\n\n" if self.command else ""
         if self.kind == "compare":
-            entries = tables.method_groups(finished, self.methods)
+            entries = compare_tables.method_groups(finished, self.methods)
             table = tables.paper_table_markdown(entries or None, "", self.data_note, task, self.methods)
             key = next((k for k in task.score_keys if f"val/{k}" == self.metric), task.score_keys[0])
             summary = ", ".join(f"{m} {g.stat('test/' + key)[0]:.1f}" for m, g in entries)
@@ -413,10 +413,10 @@ class MLflowSweepTracker:
             head = (f"**{' vs '.join(self.methods)}**, {self.seeds} seed(s) each on {self.data_note}: "
                     f"test {lab} {summary}.\n\n")
             body = f"{table}"
-            panels = tables.class_panels(finished)
+            panels = compare_tables.class_panels(finished)
             if panels and entries:
                 body += ("\n### Per-class segment F (test, mean ± std over seeds)\n\n"
-                         + tables.class_table_markdown(entries, panels) + "\nBars: `tables/class_f.png`.\n")
+                         + compare_tables.class_table_markdown(entries, panels) + "\nBars: `tables/class_f.png`.\n")
         else:
             table = tables.paper_table_markdown(best, f"best: {best.label()}" if best else "",
                                                 self.data_note, task, self.methods)

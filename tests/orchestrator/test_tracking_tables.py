@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from mlflow.tracking import MlflowClient
 
-from orchestrator import tables
+from orchestrator import compare_tables, tables
 from orchestrator.tracking import MLflowSweepTracker, flatten, numeric_metrics
 from trainables.tasks.avar import TASK as AVAR
 from trainables.tasks.avvp import TASK as AVVP
@@ -290,7 +290,7 @@ def test_compare_tables_with_per_class_bars(tmp_path):
                       "test/class_A/Frying_food": 20.0})
             rows.append(r)
     rows.append({"trial_id": "x", "status": "ERROR", "config/method": "jomold", "seed": 3})
-    paths = tables.write_compare_tables(rows, tmp_path, metric="val/seg_Type", mode="max", task=AVVP,
+    paths = compare_tables.write_compare_tables(rows, tmp_path, metric="val/seg_Type", mode="max", task=AVVP,
                                         methods=["han", "jomold"], data_note="llp-sim-tiny")
     assert sorted(p.name for p in paths) == ["class_f.md", "class_f.png", "compare.txt", "paper_table.html",
                                              "paper_table.md", "trials.parquet"]
@@ -307,7 +307,7 @@ def test_compare_tables_with_per_class_bars(tmp_path):
     # The action-recognition task has its own metrics and no per-class panel.
     av = [{"trial_id": "a", "status": "TERMINATED", "config/method": "avar", "seed": 0,
            "val/clip_top1": 80.0, "test/clip_top1": 81.0, "test/clip_top5": 97.0, "test/video_top1": 88.0}]
-    p2 = tables.write_compare_tables(av, tmp_path / "ar", metric="val/clip_top1", mode="max", task=AVAR,
+    p2 = compare_tables.write_compare_tables(av, tmp_path / "ar", metric="val/clip_top1", mode="max", task=AVAR,
                                      methods=["avar"], data_note="avar-sim-tiny")
     assert "class_f.png" not in [p.name for p in p2]
     assert "| avar | 81.0 | 97.0 | 88.0 |" in (tmp_path / "ar" / "paper_table.md").read_text()
