@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--annotations", required=True, help="directory with the official AVVP_*.csv files")
     c.add_argument("--out", required=True, help="output directory")
     c.add_argument("--no-average-frames", action="store_true",
-                   help="keep res152's 8 frames per segment (8x larger; averaging is exact for HAN)")
+                   help="keep res152's 8 frames per segment (8x larger; averaging is exact for models that average frames first)")
     c.add_argument("--float16", action="store_true", help="store features as float16")
     c.add_argument("--workers", type=int, default=16, help="threads for loading .npy files")
     c.set_defaults(func=_convert_llp)
@@ -190,7 +190,7 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=_convert_avar)
 
     t = sub.add_parser("convert-teachers", help="add CLIP/CLAP segment embeddings (per-video .npy, "
-                       "(10, D)) and class text embeddings (.npz) to an AVVP data set, for VAPLAN")
+                       "(10, D)) and class text embeddings (.npz) to an AVVP data set (teacher columns for pseudo-label methods)")
     t.add_argument("dataset", help="llp=PATH, llp-sim-small, ... (the data set to extend)")
     t.add_argument("--visual", help="folder of <video_id>.npy CLIP segment embeddings")
     t.add_argument("--audio", help="folder of <video_id>.npy CLAP segment embeddings")

@@ -146,10 +146,10 @@ def _prepare(plan: Plan) -> None:
 
 
 def fit(plan: Plan) -> list[dict[str, Any]]:
-    """Runs (or resumes) the sweep; returns one row per trial (see ``tracking.trial_row``)."""
+    """Runs (or resumes) the sweep; returns one row per trial (see ``tune_callback.trial_row``)."""
     import ray
 
-    from orchestrator import preflight, tracking, tune_runner
+    from orchestrator import preflight, tracking, tune_callback, tune_runner
     from trainables.data.format import fingerprint
     from trainables.data.registry import resolve_data
 
@@ -193,7 +193,7 @@ def fit(plan: Plan) -> list[dict[str, Any]]:
                                        tracker.run_name, score=score,
                                        group_keys=["method"] if t.get("methods") else None)
             tuner = tune_runner.make_tuner(
-                t, plan.spec, callbacks=[tracking.MLflowTuneCallback(tracker, plan.n_trials), progress,
+                t, plan.spec, callbacks=[tune_callback.MLflowTuneCallback(tracker, plan.n_trials), progress,
                                          *result_loggers()],
                 extra_bundles=plan.extra_bundles, max_concurrent_trials=plan.max_concurrent,
                 scheduler=plan.scheduler, num_samples=plan.num_samples)

@@ -1,7 +1,7 @@
 """Scores AVVP predictions from any codebase against the official LLP annotations.
 
 ``python -m orchestrator.score --pred FILE --split val|test [--annotations DIR]
-[--protocol han|jomold] [--threshold 0.5] [--json] [--verbose]``
+[--protocol P] [--threshold 0.5] [--json] [--verbose]``
 
 The official LLP annotation CSVs ship with avtune (``trainables/tasks/avvp/annotations/``), so
 ``--annotations`` is only needed for another copy of them.
@@ -10,9 +10,9 @@ The official LLP annotation CSVs ship with avtune (``trainables/tasks/avvp/annot
 the column ``video_id``) and either
 
 * binary ``audio`` and ``visual`` shaped (N, 10, 25), or
-* probabilities ``frame_prob`` (N, 10, 2, 25; index 0 audio, 1 visual) with ``global_prob``
-  (``han`` protocol) or ``a_prob`` and ``v_prob`` (``jomold``), each (N, 25), decoded with the
-  protocol and threshold.
+* probabilities ``frame_prob`` (N, 10, 2, 25; index 0 audio, 1 visual) with the video-level
+  arrays the decoding protocol needs (``trainables.tasks.avvp.metrics.PROTOCOL_KEYS``: the
+  official codes' two conventions), each (N, 25), decoded with the protocol and threshold.
 
 Parquet tensor columns hold one row per video, as flat lists (250 values for (10, 25)) or nested
 lists. Classes follow ``trainables.tasks.avvp.classes.LLP_CLASSES`` (the official code's order). The file
@@ -222,8 +222,9 @@ def predictions_for_split(
         kind = "probabilities"
     else:
         raise ScoreError(
-            f"{path}: missing keys: need binary 'audio' and 'visual', or 'frame_prob' with "
-            f"'global_prob' (han) / 'a_prob' and 'v_prob' (jomold); found {sorted(data)}"
+            f"{path}: missing keys: need binary 'audio' and 'visual', or probabilities "
+            + " / ".join(f"{'+'.join(k)} ({p} protocol)" for p, k in PROTOCOL_KEYS.items())
+            + f"; found {sorted(data)}"
         )
     if missing:
         extra = f" for protocol {protocol!r}" if kind == "probabilities" else ""
