@@ -77,7 +77,7 @@ def add_run_options(p: argparse.ArgumentParser, *, what: str = "trial") -> None:
                         "(default: the preset's; CPU-only: the CPU preset's)")
     g.add_argument("--seed", metavar="S", type=seed, default=0, help="first seed (of every run; of the TPE sampler)")
     g.add_argument("--seeds", metavar="N", type=positive_int("--seeds"), default=1,
-                   help=f"run every configuration under N seeds (seed, seed+1, ...); tables report mean ± std")
+                   help="run every configuration under N seeds (seed, seed+1, ...); tables report mean ± std")
     r = p.add_argument_group("resources")
     r.add_argument("--gpus-per-trial", metavar="G", type=nonneg_float("--gpus-per-trial"),
                    help="GPUs per trial (per worker with --workers-per-trial); fractions share a GPU "

@@ -216,23 +216,11 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None):
     subs: dict[str, dict[str, Any]] = {}
     for m in methods:
         entry, mod = treg.get_method(m), treg.load(m)
-        fields = treg.config_fields(mod.Config)
         base = {k: v for k, v in from_sweep.get(m, {}).items() if k != "__from__"}
-        for key, raw in sets[m]:
-            if key in ("epochs", "seed"):
-                raise SweepError(f"--set {m}.{key}=...: use --{'max-epochs' if key == 'epochs' else 'seed'} instead")
-            try:
-                base[key] = treg.coerce_value(mod.Config, key, raw)
-            except KeyError as e:
-                raise SweepError(f"--set {m}.{key}={raw}: {e.args[0]}") from None
-            except ValueError as e:
-                raise SweepError(str(e)) from None
-        capped = []
-        for fname, f in fields.items():
-            dflt = treg._default_of(f)
-            if fname.endswith("_epochs") and fname not in base and type(dflt) is int and dflt > epochs:
-                base[fname] = int(epochs)
-                capped.append(fname)
+        try:
+            capped = treg.apply_sets(mod.Config, base, sets[m], epochs, label=f"{m}.")
+        except ValueError as e:
+            raise SweepError(str(e)) from None
         if capped:
             notes.append(f"{m}: {', '.join(capped)} capped at {epochs} like epochs")
         try:

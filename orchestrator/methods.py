@@ -120,6 +120,44 @@ def _default_of(f: dataclasses.Field) -> Any:
     return None
 
 
+def apply_sets(cfg_cls: type, base: dict[str, Any], sets: list[tuple[str, str]], epochs: int, *,
+               label: str = "") -> list[str]:
+    """Applies ``--set KEY=VALUE`` pairs to ``base`` and caps stage lengths at ``epochs``.
+
+    Stage lengths (a ``*_epochs`` field, e.g. a denoising estimator's or a first stage's, left at
+    an integer default above ``epochs``) follow a shortened run, or a 3-epoch CPU preset would
+    still pay for a 25-epoch first stage.
+
+    Args:
+        cfg_cls: The method's Config class.
+        base: Keys already set (the sweep's base); updated in place.
+        sets: ``(key, raw string)`` pairs, in command-line order.
+        epochs: The run's epochs.
+        label: Prefix of the key in error messages (``"han."`` for a per-method ``--set``).
+
+    Returns:
+        The capped field names.
+
+    Raises:
+        ValueError: A key is ``epochs``/``seed`` (they have their own flags), unknown, or its value
+            does not parse; the message names the ``--set`` item.
+    """
+    for key, raw in sets:
+        if key in ("epochs", "seed"):
+            raise ValueError(f"--set {label}{key}=...: use --{'max-epochs' if key == 'epochs' else 'seed'} instead")
+        try:
+            base[key] = coerce_value(cfg_cls, key, raw)
+        except KeyError as e:
+            raise ValueError(f"--set {label}{key}={raw}: {e.args[0]}") from None
+    capped = []
+    for name, f in config_fields(cfg_cls).items():
+        d = _default_of(f)
+        if name.endswith("_epochs") and name not in base and type(d) is int and d > epochs:
+            base[name] = int(epochs)
+            capped.append(name)
+    return capped
+
+
 def coerce_value(cfg_cls: type, key: str, raw: str) -> Any:
     """Parses a ``--set KEY=VALUE`` string into the type of the config field's default.
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import re
 import sys
 import time
 import uuid
@@ -236,23 +235,10 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
     base: dict[str, Any] = {}
     for k, v in spec.base.items():
         base[k] = v
-    for key, raw in args.sets:
-        if key in ("epochs", "seed"):
-            raise SweepError(f"--set {key}=...: use --{'max-epochs' if key == 'epochs' else 'seed'} instead")
-        try:
-            base[key] = treg.coerce_value(mod.Config, key, raw)
-        except KeyError as e:
-            raise SweepError(f"--set {key}={raw}: {e.args[0]}") from None
-        except ValueError as e:
-            raise SweepError(str(e)) from None
-    # Stage lengths (a method's ``*_epochs``, e.g. a denoising estimator's) follow a shortened
-    # run, or a 3-epoch CPU preset would still pay for a 25-epoch first stage.
-    capped = []
-    for fname, f in fields.items():
-        d = treg._default_of(f)
-        if (fname.endswith("_epochs") and fname not in base and type(d) is int and d > epochs):
-            base[fname] = int(epochs)
-            capped.append(fname)
+    try:
+        capped = treg.apply_sets(mod.Config, base, args.sets, epochs)
+    except ValueError as e:
+        raise SweepError(str(e)) from None
     if capped:
         notes.append(f"{', '.join(capped)} capped at {epochs} like epochs (--set {capped[0]}=N to change)")
     unknown = sorted(set(base) - set(fields) - {treg.PRESET_KEY})

@@ -8,9 +8,9 @@ hidden states over the segments and give, per class, the probability of *keeping
 that modality through a sigmoid. Actions are Bernoulli draws per class and modality (Eq. 4) and the
 revised labels are ``action AND original label`` (Eq. 5).
 
-* :class:`RLLDAgent` (``agent_arch="avtune"``): a HAN hybrid attention layer (residual self- and
-  cross-attention, LayerNorm, a feed-forward block with residual and LayerNorm) and separate audio
-  and visual heads.
+* :class:`RLLDAgent` (``agent_arch="avtune"``): HAN's hybrid attention layer
+  (:class:`trainables.tasks.avvp.han.HybridAttentionLayer`: residual self- and cross-attention,
+  LayerNorm, a feed-forward block with residual and LayerNorm) and separate audio and visual heads.
 * :class:`PaperAgent` (``agent_arch="paper"``, Eq. 2-4): ``h = x + SelfAttn(x) + CrossAttn(x,
   other)`` on the projected states, nothing else, and one fully connected layer shared by both
   modalities before the sigmoid.
@@ -33,6 +33,8 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
+
+from trainables.tasks.avvp.han import HybridAttentionLayer
 
 
 class AgentOutput(NamedTuple):
@@ -77,37 +79,6 @@ def _states(agent: nn.Module, audio, visual, motion, labels) -> tuple[torch.Tens
     return sa, sv
 
 
-class HybridAttentionLayer(nn.Module):
-    """One hybrid attention layer shared by both modalities, as in HAN.
-
-    ``x + dropout(cross_attn(x, other)) + dropout(self_attn(x))``, LayerNorm, then a feed-forward
-    block with residual and LayerNorm. Single-head attention, so scores are scaled by sqrt(d).
-    """
-
-    def __init__(self, d_model: int, dim_feedforward: int | None = None, dropout: float = 0.1):
-        super().__init__()
-        ff = dim_feedforward or d_model
-        self.self_attn = nn.MultiheadAttention(d_model, 1, dropout=dropout, batch_first=True)
-        self.cross_attn = nn.MultiheadAttention(d_model, 1, dropout=dropout, batch_first=True)
-        self.linear1 = nn.Linear(d_model, ff)
-        self.linear2 = nn.Linear(ff, d_model)
-        self.norm1 = nn.LayerNorm(d_model)
-        self.norm2 = nn.LayerNorm(d_model)
-        self.dropout = nn.Dropout(dropout)
-        self.dropout1 = nn.Dropout(dropout)
-        self.dropout2 = nn.Dropout(dropout)
-
-    def _one(self, x: torch.Tensor, other: torch.Tensor) -> torch.Tensor:
-        ca = self.cross_attn(x, other, other, need_weights=False)[0]
-        sa = self.self_attn(x, x, x, need_weights=False)[0]
-        x = self.norm1(x + self.dropout1(ca) + self.dropout2(sa))
-        return self.norm2(x + self.dropout(self.linear2(torch.relu(self.linear1(x)))))
-
-    def forward(self, a: torch.Tensor, v: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Updates both sequences, each attending to itself and to the other; (B, T, d) each."""
-        return self._one(a, v), self._one(v, a)
-
-
 class RLLDAgent(nn.Module):
     """The label-denoising policy network.
 
@@ -142,7 +113,8 @@ class RLLDAgent(nn.Module):
         extra = num_classes if use_labels else 0
         self.fc_a = nn.Linear(audio_dim + extra, d_model)
         self.fc_v = nn.Linear(visual_dim + motion_dim + extra, d_model)
-        self.hat = HybridAttentionLayer(d_model, d_model, dropout)
+        # HAN's layer, with its feed-forward block as wide as the model (RLLD gives no size).
+        self.hat = HybridAttentionLayer(d_model, nhead=1, dim_feedforward=d_model, dropout=dropout)
         # Separate heads: keeping a label means different things for each modality.
         self.head_a = nn.Linear(d_model, num_classes)
         self.head_v = nn.Linear(d_model, num_classes)
@@ -167,7 +139,8 @@ class RLLDAgent(nn.Module):
             :class:`AgentOutput` with (B, C) float32 probabilities.
         """
         sa, sv = _states(self, audio, visual, motion, labels)
-        ha, hv = self.hat(self.fc_a(sa), self.fc_v(sv))
+        xa, xv = self.fc_a(sa), self.fc_v(sv)
+        ha, hv = self.hat(xa, xv), self.hat(xv, xa)
         p_a = torch.sigmoid(self.head_a(ha.mean(dim=1)).float())
         p_v = torch.sigmoid(self.head_v(hv.mean(dim=1)).float())
         return AgentOutput(p_a, p_v)

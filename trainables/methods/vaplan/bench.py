@@ -32,8 +32,9 @@ def _cell(xs: list[float]) -> str:
     return f"{statistics.mean(xs):.1f}{sd}"
 
 
-def run_one(name: str, path, epochs: int, seed: int, cache: str) -> dict[str, float]:
-    """One run: a VAPLAN variant, or ``han`` / ``jomold`` (the methods, at their defaults)."""
+def run_one(name: str, path, epochs: int, seed: int, cache: str, teacher: str = "auto") -> dict[str, float]:
+    """One run: a VAPLAN variant (labels from ``teacher``), or ``han`` / ``jomold`` (the methods, at
+    their defaults)."""
     if name == "method:han":
         from trainables.methods.han import train as han
 
@@ -45,7 +46,8 @@ def run_one(name: str, path, epochs: int, seed: int, cache: str) -> dict[str, fl
         return jomold.fit(cfg, path, device="cpu", estimator_cache_dir=cache)
     from trainables.methods.vaplan.train import Config, fit
 
-    return fit(Config(variant=name, epochs=epochs, stage1_epochs=epochs, seed=seed), path, device="cpu")
+    return fit(Config(variant=name, epochs=epochs, stage1_epochs=epochs, seed=seed, teacher=teacher), path,
+               device="cpu")
 
 
 def table(results: dict[str, list[dict]]) -> str:
@@ -64,19 +66,21 @@ def table(results: dict[str, list[dict]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    from trainables.methods.vaplan.train import TEACHERS, VARIANTS
+
     p = argparse.ArgumentParser(prog="python -m orchestrator.bench vaplan", description=__doc__.splitlines()[0])
     p.add_argument("--data", default="llp-sim-small")
     p.add_argument("--epochs", type=int, default=12)
     p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    p.add_argument("--variants", nargs="+", default=["han", "video", "segment_bce", "richness", "full",
-                                                       "sr_only", "cr_only"])
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS))
     p.add_argument("--with", dest="refs", nargs="*", default=[], choices=["han", "jomold"],
                    help="also run these methods at their defaults")
+    p.add_argument("--teacher", default="auto", choices=TEACHERS,
+                   help="where VAPLAN's segment labels come from; 'truth' is the oracle upper bound")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="write every run's result here")
     args = p.parse_args(argv)
     from trainables.data.registry import describe_data, resolve_data
-    from trainables.methods.vaplan.train import VARIANTS
 
     bad = sorted(set(args.variants) - set(VARIANTS))
     if bad:
@@ -84,13 +88,14 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(args.threads)
     path = resolve_data(args.data)
-    print(f"# {describe_data(args.data)}; {args.epochs} epochs; seeds {args.seeds}", flush=True)
+    print(f"# {describe_data(args.data)}; {args.epochs} epochs; seeds {args.seeds}; teacher {args.teacher}",
+          flush=True)
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="avtune-bench-vaplan-") as cache:
         for name in [*args.variants, *(f"method:{m}" for m in args.refs)]:
             for seed in args.seeds:
                 t0 = time.perf_counter()
-                r = dict(run_one(name, path, args.epochs, seed, cache))
+                r = dict(run_one(name, path, args.epochs, seed, cache, args.teacher))
                 r["wall_s"] = time.perf_counter() - t0
                 results.setdefault(name, []).append(r)
                 print(f"{name} seed {seed}: test seg_Type {r['test/seg_Type']:.2f} "

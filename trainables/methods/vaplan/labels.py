@@ -8,6 +8,9 @@ once per (data set, teacher, prompt) makes a threshold trial cost no extraction.
   embeddings of the chosen prompt (:mod:`trainables.tasks.avvp.teacher_data`).
 * ``teacher="sim"``: LLP-sim's simulated teachers (:mod:`trainables.tasks.avvp.teachers`), built
   from each split's hidden truth with the calibrated default quality (prompts do not apply).
+* ``teacher="truth"``: an oracle, not a teacher: the segment labels *are* the hidden truth of each
+  modality (every split must have it). It bounds what segment-level supervision can give on a data
+  set, so a variant's gain can be read against a reference rather than argued about.
 * ``teacher="auto"``: ``data`` when the data set has teacher columns, else ``sim`` when it has
   hidden truth (LLP-sim); real LLP without teacher columns is an error that says what to run.
 """
@@ -88,6 +91,18 @@ def teacher_scores(cfg: Any, data_path, data: dict[str, Any]) -> dict[str, dict[
     return {s: {m: blob[f"{s}/{m}"] for m in ("visual", "audio")} for s in splits}
 
 
+def truth_labels(split_data: Any, split: str) -> dict[str, torch.Tensor]:
+    """The oracle's segment labels (``teacher="truth"``): the split's hidden truth per modality.
+
+    Raises:
+        ValueError: The split has no hidden truth (real LLP's train split).
+    """
+    if not split_data.has_truth:
+        raise ValueError(f"teacher='truth' needs hidden truth on the {split} split "
+                         "(LLP-sim has it; real LLP's train split does not)")
+    return {"visual": split_data.gt_visual.bool(), "audio": split_data.gt_audio.bool()}
+
+
 def plg(cfg: Any, scores: dict[str, torch.Tensor], labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """Segment pseudo labels ``{"visual": Y_v, "audio": Y_a}`` (bool, (N, T, C), on ``labels``'s
     device): ``s >= tau AND weak label``."""
@@ -134,5 +149,5 @@ def summary(labels: dict[str, torch.Tensor]) -> dict[str, float]:
             for m, y in labels.items()}
 
 
-__all__ = ["PROMPTS", "plg", "quality", "teacher_scores", "teacher_source", "video_targets",
+__all__ = ["PROMPTS", "plg", "quality", "teacher_scores", "teacher_source", "truth_labels", "video_targets",
            "weak_as_segments", "summary"]

@@ -44,7 +44,7 @@ from trainables.tasks.avvp import eval as ae
 log = logging.getLogger(__name__)
 
 VARIANTS = ("han", "video", "segment_bce", "richness", "full", "sr_only", "cr_only")
-TEACHERS = ("auto", "data", "sim")
+TEACHERS = ("auto", "data", "sim", "truth")
 # Fields that only the second (PLD) stage reads: trials differing only here share the first stage.
 PLD_FIELDS = ("pld_k_v", "pld_alpha_v", "pld_k_a", "pld_alpha_a", "variant", "epochs")
 
@@ -66,7 +66,8 @@ class Config(han.Config):
         pld_k_a: PLD's K for the audio labels (paper: 6). ``pld_alpha_a``: its alpha (400).
         stage1_epochs: Epochs of the first-stage model that PLD re-labels with (default: as
             ``epochs``, the paper's "train with L, then refine, retrain").
-        teacher: ``auto``, ``data`` (embedding columns of the data set) or ``sim`` (LLP-sim).
+        teacher: ``auto``, ``data`` (embedding columns of the data set), ``sim`` (LLP-sim) or
+            ``truth`` (the oracle: the hidden truth as segment labels; an upper bound, LLP-sim only).
         teacher_seed: Seed of the simulated teachers.
     """
 
@@ -182,8 +183,11 @@ def make_labels(cfg: Config, data_path, data: dict, dev: torch.device
     t = data["train"].audio.shape[1]
     if cfg.variant == "han":
         return pl.weak_as_segments(data["train"].labels, t), {}
-    scores = pl.teacher_scores(cfg, data_path, data)
-    labels = {s: pl.plg(cfg, scores[s], data[s].labels) for s in ("train", "val")}
+    if cfg.teacher == "truth":
+        labels = {s: pl.truth_labels(data[s], s) for s in ("train", "val")}
+    else:
+        scores = pl.teacher_scores(cfg, data_path, data)
+        labels = {s: pl.plg(cfg, scores[s], data[s].labels) for s in ("train", "val")}
     metrics = {**pl.quality(labels["val"], data["val"], "pseudo/"),
                **pl.quality(labels["train"], data["train"], "pseudo/train_"),
                **pl.summary(labels["train"])}

@@ -206,3 +206,16 @@ def test_convert_teachers_cli_exit_codes(tiny, tmp_path):
                          capture_output=True, text=True, timeout=120)
     assert bad.returncode == 2 and "nope: not a directory" in bad.stderr
     assert not (tmp_path / "b").exists()
+
+
+def test_truth_teacher_is_the_hidden_truth_and_needs_it(tiny, tmp_path):
+    data = {s: load_avvp(tiny, s) for s in ("train", "val", "test")}
+    labels, quality = vt.make_labels(_cfg(variant="segment_bce", teacher="truth"), tiny, data, torch.device("cpu"))
+    assert torch.equal(labels["visual"], data["train"].gt_visual.bool())
+    assert torch.equal(labels["audio"], data["train"].gt_audio.bool())
+    # The oracle's own quality against the truth is perfect, which checks the quality figures too.
+    assert quality["pseudo/seg_F_v"] == pytest.approx(100.0) and quality["pseudo/event_F_a"] == pytest.approx(100.0)
+    assert quality["pseudo/video_precision_v"] == pytest.approx(100.0)
+    no_truth = dataclasses.replace(data["train"], gt_audio=None, gt_visual=None)
+    with pytest.raises(ValueError, match="needs hidden truth on the train split"):
+        pl.truth_labels(no_truth, "train")

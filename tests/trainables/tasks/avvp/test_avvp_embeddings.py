@@ -181,3 +181,63 @@ def test_no_videos_is_an_error(clip_dir):
     teacher = E.ClipTeacher.from_pretrained(str(clip_dir))
     with pytest.raises(ValueError, match="no videos"):
         E.visual_embeddings(teacher, [], ["a photo"])
+
+
+def _inputs(tmp_path):
+    """Two videos' frames (an image folder and a .npy) and audio (int16 and float .wav)."""
+    from PIL import Image
+    from scipy.io import wavfile
+
+    rng = np.random.default_rng(5)
+    frames = {"vid_a": rng.integers(0, 256, (20, 24, 32, 3), dtype=np.uint8),
+              "vid_b": rng.integers(0, 256, (12, 40, 40, 3), dtype=np.uint8)}
+    fdir, adir = tmp_path / "frames", tmp_path / "audio"
+    (fdir / "vid_a").mkdir(parents=True)
+    for i, fr in enumerate(frames["vid_a"]):
+        Image.fromarray(fr).save(fdir / "vid_a" / f"{i:06d}.png")
+    np.save(fdir / "vid_b.npy", frames["vid_b"])
+    adir.mkdir()
+    waves = {"vid_a": (rng.standard_normal(80000) * 3000).astype(np.int16),
+             "vid_b": (rng.standard_normal(80000) * 0.1).astype(np.float32)}
+    for vid, w in waves.items():
+        wavfile.write(adir / f"{vid}.wav", 8000, w)
+    return fdir, adir, frames, waves
+
+
+def test_extract_cli_writes_what_convert_teachers_reads(clip_dir, clap_dir, tmp_path, capsys):
+    from trainables.methods.vaplan import extract as X
+    from trainables.methods.vaplan.pseudo import AUDIO_PROMPTS, VISUAL_PROMPTS
+    from trainables.tasks.avvp.classes import LLP_CLASSES
+    from trainables.tasks.avvp.teacher_data import _read_npy, read_text_embeddings
+
+    fdir, adir, frames, waves = _inputs(tmp_path)
+    out = tmp_path / "emb"
+    rc = X.main(["--frames", str(fdir), "--audio", str(adir), "--clip", str(clip_dir), "--clap", str(clap_dir),
+                 "--batch-size", "7", "--out", str(out)])
+    assert rc == 0 and "2 videos" in capsys.readouterr().out
+    # The same numbers as the library functions on the decoded inputs (PNG is lossless).
+    clip, clap = E.ClipTeacher.from_pretrained(str(clip_dir)), E.ClapTeacher.from_pretrained(str(clap_dir))
+    want_v = E.visual_embeddings(clip, [frames["vid_a"], frames["vid_b"]], prompts("VP1", LLP_CLASSES))
+    want_a = E.audio_embeddings(clap, [(waves["vid_a"] / 32767.0, 8000), (waves["vid_b"], 8000)],
+                                prompts("AP2", LLP_CLASSES))
+    for i, vid in enumerate(("vid_a", "vid_b")):
+        np.testing.assert_allclose(_read_npy(out / "visual", vid, 12), want_v.seg_emb[i], atol=1e-5)
+        np.testing.assert_allclose(_read_npy(out / "audio", vid, 12), want_a.seg_emb[i], atol=1e-4)
+    texts = read_text_embeddings(out / "text.npz", {"visual": 12, "audio": 12})
+    assert sorted(texts["visual"]) == sorted(VISUAL_PROMPTS) and sorted(texts["audio"]) == sorted(AUDIO_PROMPTS)
+    np.testing.assert_allclose(np.asarray(texts["visual"]["VP1"]), want_v.text_emb, atol=1e-5)
+    assert f"--visual-model {clip_dir}" in X.next_command(out)
+
+
+def test_extract_cli_bad_input_names_the_file_and_writes_nothing(clip_dir, tmp_path, capsys):
+    from trainables.methods.vaplan import extract as X
+
+    fdir, _, _, _ = _inputs(tmp_path)
+    (fdir / "vid_a" / "000003.png").write_bytes(b"not a png")
+    out = tmp_path / "emb"
+    assert X.main(["--frames", str(fdir), "--clip", str(clip_dir), "--out", str(out)]) == 2
+    assert "000003.png: not a readable image" in capsys.readouterr().err
+    assert not out.exists() and not list(tmp_path.glob(".emb.tmp-*"))
+    assert X.main(["--frames", str(tmp_path / "nope"), "--out", str(out)]) == 2
+    assert "nope: --frames is not a directory" in capsys.readouterr().err
+    assert X.main(["--out", str(out)]) == 2 and "give --frames and/or --audio" in capsys.readouterr().err
