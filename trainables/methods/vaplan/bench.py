@@ -32,22 +32,23 @@ def _cell(xs: list[float]) -> str:
     return f"{statistics.mean(xs):.1f}{sd}"
 
 
-def run_one(name: str, path, epochs: int, seed: int, cache: str, teacher: str = "auto") -> dict[str, float]:
+def run_one(name: str, path, epochs: int, seed: int, cache: str, teacher: str = "auto",
+            device: str = "cpu") -> dict[str, float]:
     """One run: a VAPLAN variant (labels from ``teacher``), or ``han`` / ``jomold`` (the methods, at
     their defaults)."""
     if name == "method:han":
         from trainables.methods.han import train as han
 
-        return han.fit(han.Config(epochs=epochs, seed=seed), path, device="cpu")
+        return han.fit(han.Config(epochs=epochs, seed=seed), path, device=device)
     if name == "method:jomold":
         from trainables.methods.jomold import train as jomold
 
         cfg = jomold.Config(epochs=epochs, estimator_epochs=epochs, seed=seed, cl_weight=1.0)
-        return jomold.fit(cfg, path, device="cpu", estimator_cache_dir=cache)
+        return jomold.fit(cfg, path, device=device, estimator_cache_dir=cache)
     from trainables.methods.vaplan.train import Config, fit
 
     return fit(Config(variant=name, epochs=epochs, stage1_epochs=epochs, seed=seed, teacher=teacher), path,
-               device="cpu")
+               device=device)
 
 
 def table(results: dict[str, list[dict]]) -> str:
@@ -77,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run these methods at their defaults")
     p.add_argument("--teacher", default="auto", choices=TEACHERS,
                    help="where VAPLAN's segment labels come from; 'truth' is the oracle upper bound")
+    p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="write every run's result here")
     args = p.parse_args(argv)
@@ -88,14 +90,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     torch.set_num_threads(args.threads)
     path = resolve_data(args.data)
-    print(f"# {describe_data(args.data)}; {args.epochs} epochs; seeds {args.seeds}; teacher {args.teacher}",
+    print(f"# {describe_data(args.data)}; {args.epochs} epochs; seeds {args.seeds}; teacher {args.teacher}; "
+          f"{args.device}",
           flush=True)
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="avtune-bench-vaplan-") as cache:
         for name in [*args.variants, *(f"method:{m}" for m in args.refs)]:
             for seed in args.seeds:
                 t0 = time.perf_counter()
-                r = dict(run_one(name, path, args.epochs, seed, cache, args.teacher))
+                r = dict(run_one(name, path, args.epochs, seed, cache, args.teacher, args.device))
                 r["wall_s"] = time.perf_counter() - t0
                 results.setdefault(name, []).append(r)
                 print(f"{name} seed {seed}: test seg_Type {r['test/seg_Type']:.2f} "
