@@ -25,15 +25,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from trainables.data.format import atomic_dir
 from trainables.methods.vaplan.pseudo import AUDIO_PROMPTS, VISUAL_PROMPTS, prompts
 from trainables.tasks.avvp.classes import LLP_CLASSES
 
@@ -147,14 +146,10 @@ def extract(out: str | Path, *, frames_dir: str | Path | None = None, audio_dir:
     if frames_dir is None and audio_dir is None:
         raise ValueError("nothing to extract: give --frames and/or --audio")
     out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"{out}: --out exists and is not empty")
     # Check every input before loading a model or writing anything.
     frames = frame_sources(frames_dir) if frames_dir is not None else {}
     audio = audio_sources(audio_dir) if audio_dir is not None else {}
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    with atomic_dir(out) as tmp:
         texts: dict[str, np.ndarray] = {}
         models: dict[str, str] = {}
         if frames:
@@ -172,15 +167,8 @@ def extract(out: str | Path, *, frames_dir: str | Path | None = None, audio_dir:
             texts.update(_texts(teacher, AUDIO_PROMPTS, "audio", classes))
             models["audio"] = teacher.name
         np.savez(tmp / "text.npz", **texts)
-        (tmp / "models.json").write_text(json.dumps({"models": models, "classes": list(classes),
-                                                     "videos": {"visual": len(frames), "audio": len(audio)}},
-                                                    indent=1))
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+        info = {"models": models, "classes": list(classes), "videos": {"visual": len(frames), "audio": len(audio)}}
+        (tmp / "models.json").write_text(json.dumps(info, indent=1))
     return out
 
 

@@ -16,8 +16,6 @@ linear layer commutes with the average they take over a segment's frames.
 from __future__ import annotations
 
 import os
-import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -89,12 +87,7 @@ def export_llp(data_path: str | os.PathLike, out_dir: str | os.PathLike) -> Path
     if meta["kind"] not in ("llp", "llp-sim"):
         raise ValueError(f"{fmt.data_file(data_path)}: kind {meta['kind']!r} is not an AVVP data set")
     out = Path(out_dir)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ValueError(f"{out}: exists and is not an empty directory")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
-    try:
-        tmp.chmod(0o755)  # mkdtemp makes it private; the export is an ordinary directory
+    with fmt.atomic_dir(out) as tmp:
         for sub, _ in FEATURES.values():
             (tmp / sub).mkdir()
         seen: dict[str, str] = {}
@@ -124,10 +117,4 @@ def export_llp(data_path: str | os.PathLike, out_dir: str | os.PathLike) -> Path
                 eval_v += eval_rows(ids, arr["gt_visual"])
         _write_tsv(tmp / EVAL_AUDIO, EVAL_HEADER, eval_a)
         _write_tsv(tmp / EVAL_VISUAL, EVAL_HEADER, eval_v)
-        if out.exists():
-            out.rmdir()
-        tmp.rename(out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
