@@ -149,23 +149,23 @@ def extract(out: str | Path, *, frames_dir: str | Path | None = None, audio_dir:
     # Check every input before loading a model or writing anything.
     frames = frame_sources(frames_dir) if frames_dir is not None else {}
     audio = audio_sources(audio_dir) if audio_dir is not None else {}
+    # Per modality: sources, teacher class, model, embedding function, reader, prompt templates.
+    jobs = [("visual", frames, E.ClipTeacher, clip or E.DEFAULT_CLIP, E.visual_embeddings, read_frames,
+             VISUAL_PROMPTS), ("audio", audio, E.ClapTeacher, clap or E.DEFAULT_CLAP, E.audio_embeddings,
+                               read_wav, AUDIO_PROMPTS)]
     with atomic_dir(out) as tmp:
         texts: dict[str, np.ndarray] = {}
         models: dict[str, str] = {}
-        if frames:
-            teacher = E.ClipTeacher.from_pretrained(clip or E.DEFAULT_CLIP, device=device)
-            emb = E.visual_embeddings(teacher, (read_frames(p) for p in frames.values()),
-                                      prompts("VP1", classes), template="VP1", batch_size=batch_size)
-            _write(tmp / "visual", list(frames), emb.seg_emb)
-            texts.update(_texts(teacher, VISUAL_PROMPTS, "visual", classes))
-            models["visual"] = teacher.name
-        if audio:
-            teacher = E.ClapTeacher.from_pretrained(clap or E.DEFAULT_CLAP, device=device)
-            emb = E.audio_embeddings(teacher, (read_wav(p) for p in audio.values()),
-                                     prompts("AP2", classes), template="AP2", batch_size=batch_size)
-            _write(tmp / "audio", list(audio), emb.seg_emb)
-            texts.update(_texts(teacher, AUDIO_PROMPTS, "audio", classes))
-            models["audio"] = teacher.name
+        for modality, sources, cls, name, embed, read, templates in jobs:
+            if not sources:
+                continue
+            teacher = cls.from_pretrained(name, device=device)
+            first = next(iter(templates))  # recorded in meta only; every template is written below
+            emb = embed(teacher, (read(p) for p in sources.values()), prompts(first, classes),
+                        template=first, batch_size=batch_size)
+            _write(tmp / modality, list(sources), emb.seg_emb)
+            texts.update(_texts(teacher, templates, modality, classes))
+            models[modality] = teacher.name
         np.savez(tmp / "text.npz", **texts)
         info = {"models": models, "classes": list(classes), "videos": {"visual": len(frames), "audio": len(audio)}}
         (tmp / "models.json").write_text(json.dumps(info, indent=1))
