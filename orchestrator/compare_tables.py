@@ -9,9 +9,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 from trainables.core.method import TaskSpec
-from trainables.data.format import atomic_path, atomic_write_bytes
+from trainables.data.format import atomic_write_bytes
 
-from orchestrator.tables import (CLASS_PREFIX, FINISHED, Group, _fmt, _fmt_pm, _fmt_pm2, _short_ref, _text_table, group_rows, paper_table_html, paper_table_markdown, write_trials_parquet)
+from orchestrator.tables import (CLASS_PREFIX, FINISHED, Group, _fmt, _fmt_pm, _fmt_pm2, _short_ref, _text_table, group_rows, paper_table_html, paper_table_markdown, save_figure, write_trials_parquet)
 
 
 def method_groups(rows: Sequence[Mapping[str, Any]], methods: Sequence[str]) -> list[tuple[str, Group]]:
@@ -130,13 +130,7 @@ def write_class_bars(entries: Sequence[tuple[str, Group]], panels: Mapping[str, 
         ax.grid(axis="y", alpha=0.3)
     axes[0, 0].legend(fontsize=8, ncols=min(4, len(entries)))
     axes[0, 0].set_title(title or "per-class segment F on the test split (mean over seeds)")
-    fig.tight_layout()
-    try:
-        with atomic_path(path, suffix=".png") as tmp:
-            fig.savefig(tmp, dpi=110)
-    finally:
-        plt.close(fig)
-    return Path(path)
+    return save_figure(fig, path)
 
 
 def write_compare_tables(rows: Sequence[Mapping[str, Any]], out_dir: str | os.PathLike, *, metric: str,

@@ -400,8 +400,15 @@ def write_heatmap(rows: Sequence[Mapping[str, Any]], px: str, py: str, metric: s
                 ax.text(j, i, f"{arr[i, j]:.1f}", ha="center", va="center", color="w", fontsize=8)
     fig.colorbar(im, ax=ax, label=metric)
     ax.set_title(title or f"{metric} over {px.removeprefix('config/')} x {py.removeprefix('config/')}")
-    fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig: Any, path: str | os.PathLike) -> Path:
+    """Lays out ``fig``, writes it as a PNG atomically and closes it (also on error)."""
+    import matplotlib.pyplot as plt
+
     try:
+        fig.tight_layout()
         with atomic_path(path, suffix=".png") as tmp:
             fig.savefig(tmp, dpi=110)
     finally:
