@@ -49,12 +49,6 @@ class AgentOutput(NamedTuple):
     p_v: torch.Tensor
 
 
-def _check_keep_init(keep_init: float) -> None:
-    if not (keep_init == 0.0 or 0.0 < keep_init < 1.0):
-        raise ValueError(f"keep_init must be in (0, 1), or 0 for the layer's default "
-                         f"initialisation; got {keep_init}")
-
-
 def _init_keep(keep_init: float, *heads: nn.Linear) -> None:
     """Sets the heads' biases to ``logit(keep_init)`` (0: leaves the default initialisation)."""
     if keep_init == 0.0:
@@ -64,22 +58,41 @@ def _init_keep(keep_init: float, *heads: nn.Linear) -> None:
         nn.init.constant_(head.bias, b)
 
 
-def _states(agent: nn.Module, audio, visual, motion, labels) -> tuple[torch.Tensor, torch.Tensor]:
-    """The audio and visual state sequences (Eq. 1): features, plus the label vector per segment."""
-    w = agent.fc_a.weight
-    audio, visual, motion = audio.to(w.dtype), visual.to(w.dtype), motion.to(w.dtype)
-    if visual.dim() == 4:
-        visual = visual.mean(dim=2)
-    sv = torch.cat([visual, motion], dim=-1)
-    sa = audio
-    if agent.use_labels:
-        lab = labels.to(w.dtype).unsqueeze(1).expand(-1, audio.shape[1], -1)
-        sa = torch.cat([sa, lab], dim=-1)
-        sv = torch.cat([sv, lab], dim=-1)
-    return sa, sv
+class _StateProjection(nn.Module):
+    """What both agents share: the states of Eq. 1 projected to ``d_model`` per modality.
+
+    The state of a segment is its features plus (``use_labels``) the video's label vector; audio
+    and visual states differ in size, so each has its own projection before attention.
+    """
+
+    def __init__(self, audio_dim: int, visual_dim: int, motion_dim: int, num_classes: int, d_model: int,
+                 use_labels: bool, keep_init: float):
+        super().__init__()
+        if not (keep_init == 0.0 or 0.0 < keep_init < 1.0):
+            raise ValueError(f"keep_init must be in (0, 1), or 0 for the layer's default "
+                             f"initialisation; got {keep_init}")
+        self.use_labels = use_labels
+        self.num_classes = num_classes
+        extra = num_classes if use_labels else 0
+        self.fc_a = nn.Linear(audio_dim + extra, d_model)
+        self.fc_v = nn.Linear(visual_dim + motion_dim + extra, d_model)
+
+    def project(self, audio, visual, motion, labels) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x_a, x_v)``, (B, T, d_model): the projected audio and visual state sequences."""
+        w = self.fc_a.weight
+        audio, visual, motion = audio.to(w.dtype), visual.to(w.dtype), motion.to(w.dtype)
+        if visual.dim() == 4:
+            visual = visual.mean(dim=2)
+        sv = torch.cat([visual, motion], dim=-1)
+        sa = audio
+        if self.use_labels:
+            lab = labels.to(w.dtype).unsqueeze(1).expand(-1, audio.shape[1], -1)
+            sa = torch.cat([sa, lab], dim=-1)
+            sv = torch.cat([sv, lab], dim=-1)
+        return self.fc_a(sa), self.fc_v(sv)
 
 
-class RLLDAgent(nn.Module):
+class RLLDAgent(_StateProjection):
     """The label-denoising policy network.
 
     Args:
@@ -106,13 +119,7 @@ class RLLDAgent(nn.Module):
         use_labels: bool = True,
         keep_init: float = 0.9,
     ):
-        super().__init__()
-        _check_keep_init(keep_init)
-        self.use_labels = use_labels
-        self.num_classes = num_classes
-        extra = num_classes if use_labels else 0
-        self.fc_a = nn.Linear(audio_dim + extra, d_model)
-        self.fc_v = nn.Linear(visual_dim + motion_dim + extra, d_model)
+        super().__init__(audio_dim, visual_dim, motion_dim, num_classes, d_model, use_labels, keep_init)
         # HAN's layer, with its feed-forward block as wide as the model (RLLD gives no size).
         self.hat = HybridAttentionLayer(d_model, nhead=1, dim_feedforward=d_model, dropout=dropout)
         # Separate heads: keeping a label means different things for each modality.
@@ -138,15 +145,14 @@ class RLLDAgent(nn.Module):
         Returns:
             :class:`AgentOutput` with (B, C) float32 probabilities.
         """
-        sa, sv = _states(self, audio, visual, motion, labels)
-        xa, xv = self.fc_a(sa), self.fc_v(sv)
+        xa, xv = self.project(audio, visual, motion, labels)
         ha, hv = self.hat(xa, xv), self.hat(xv, xa)
         p_a = torch.sigmoid(self.head_a(ha.mean(dim=1)).float())
         p_v = torch.sigmoid(self.head_v(hv.mean(dim=1)).float())
         return AgentOutput(p_a, p_v)
 
 
-class PaperAgent(nn.Module):
+class PaperAgent(_StateProjection):
     """The agent of Eq. 2-4: residual self- and cross-attention on the states, one shared FC layer.
 
     ``x_m = W_m s_m`` projects each modality's states to ``d_model`` (the state sizes differ, so
@@ -160,13 +166,7 @@ class PaperAgent(nn.Module):
     def __init__(self, audio_dim: int = 128, visual_dim: int = 2048, motion_dim: int = 512,
                  num_classes: int = 25, d_model: int = 512, dropout: float = 0.1,
                  use_labels: bool = True, keep_init: float = 0.0):
-        super().__init__()
-        _check_keep_init(keep_init)
-        self.use_labels = use_labels
-        self.num_classes = num_classes
-        extra = num_classes if use_labels else 0
-        self.fc_a = nn.Linear(audio_dim + extra, d_model)
-        self.fc_v = nn.Linear(visual_dim + motion_dim + extra, d_model)
+        super().__init__(audio_dim, visual_dim, motion_dim, num_classes, d_model, use_labels, keep_init)
         self.self_attn = nn.MultiheadAttention(d_model, 1, dropout=dropout, batch_first=True)
         self.cross_attn = nn.MultiheadAttention(d_model, 1, dropout=dropout, batch_first=True)
         self.drop_sa = nn.Dropout(dropout)
@@ -182,8 +182,7 @@ class PaperAgent(nn.Module):
     def forward(self, audio: torch.Tensor, visual: torch.Tensor, motion: torch.Tensor,
                 labels: torch.Tensor) -> AgentOutput:
         """As :meth:`RLLDAgent.forward`."""
-        sa, sv = _states(self, audio, visual, motion, labels)
-        xa, xv = self.fc_a(sa), self.fc_v(sv)
+        xa, xv = self.project(audio, visual, motion, labels)
         ha, hv = self._hidden(xa, xv), self._hidden(xv, xa)
         p_a = torch.sigmoid(self.head(ha.mean(dim=1)).float())
         p_v = torch.sigmoid(self.head(hv.mean(dim=1)).float())
