@@ -224,10 +224,7 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None):
         if capped:
             notes.append(f"{m}: {', '.join(capped)} capped at {epochs} like epochs")
         try:
-            cfg = treg.build_config(mod.Config, {**base, "epochs": epochs, "seed": args.seed})
-            check = treg.load_hook(entry.check)
-            if check is not None:
-                check(cfg, data)
+            treg.checked_config(entry, mod.Config, {**base, "epochs": epochs, "seed": args.seed}, data)
         except (TypeError, ValueError, KeyError) as e:
             raise SweepError(f"config of {m}: {e}") from None
         if m in from_sweep:

@@ -223,3 +223,17 @@ def build_config(cfg_cls: type, overrides: dict[str, Any]) -> Any:
     if callable(validate):
         validate()  # range checks of the trainable itself, before any trial starts
     return cfg
+
+
+def checked_config(entry: MethodSpec, cfg_cls: type, values: dict[str, Any], data: str) -> Any:
+    """:func:`build_config`, then the method's ``check`` hook (the checks that need the data, e.g.
+    its class count), so a plan is refused before any trial starts.
+
+    Raises:
+        TypeError, ValueError, KeyError: From the config or the hook.
+    """
+    cfg = build_config(cfg_cls, values)
+    check = load_hook(entry.check)
+    if check is not None:
+        check(cfg, data)
+    return cfg

@@ -253,13 +253,10 @@ def build_plan(args: argparse.Namespace, total: dict[str, float] | None = None) 
     if clash:
         notes.append(f"--set {', '.join(clash)}: tuned by this sweep, so each trial's value wins")
     try:
-        build = treg.build_config(mod.Config, {**base, "epochs": epochs, "seed": args.seed})
-        check = treg.load_hook(entry.check)
-        if check is not None:
-            check(build, data)  # the method's checks that need the data (e.g. its class count)
+        # Only validated here; trials build their own.
+        treg.checked_config(entry, mod.Config, {**base, "epochs": epochs, "seed": args.seed}, data)
     except (TypeError, ValueError) as e:
         raise SweepError(f"config of {spec.trainable}: {e}") from None
-    del build  # only validated here; trials build their own
 
     name = args.run_name or f"{spec.name}-{time.strftime('%Y%m%d-%H%M%S')}"
     if "://" not in storage and (Path(storage) / name).exists():
