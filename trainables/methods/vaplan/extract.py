@@ -35,6 +35,7 @@ import numpy as np
 from trainables.data.format import atomic_dir
 from trainables.methods.vaplan.pseudo import AUDIO_PROMPTS, VISUAL_PROMPTS, prompts
 from trainables.tasks.avvp.classes import LLP_CLASSES
+from trainables.tasks.avvp.embeddings import DEFAULT_CLAP, DEFAULT_CLIP
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 
@@ -118,7 +119,7 @@ def audio_sources(audio_dir: str | Path) -> dict[str, Path]:
     return out
 
 
-def _texts(teacher: Any, templates: dict[str, str], modality: str, classes: Sequence[str]
+def _texts(teacher: Any, templates: Sequence[str], modality: str, classes: Sequence[str]
            ) -> dict[str, np.ndarray]:
     return {f"{modality}/{t}": teacher.embed_texts(prompts(t, classes)).numpy().astype(np.float32)
             for t in templates}
@@ -131,7 +132,7 @@ def _write(d: Path, ids: list[str], emb: np.ndarray) -> None:
 
 
 def extract(out: str | Path, *, frames_dir: str | Path | None = None, audio_dir: str | Path | None = None,
-            clip: str | None = None, clap: str | None = None, device: str = "cpu", batch_size: int = 64,
+            clip: str = DEFAULT_CLIP, clap: str = DEFAULT_CLAP, device: str = "cpu", batch_size: int = 64,
             classes: Sequence[str] = LLP_CLASSES) -> Path:
     """Embeds every video's segments with CLIP (frames) and/or CLAP (audio); see the module.
 
@@ -150,9 +151,8 @@ def extract(out: str | Path, *, frames_dir: str | Path | None = None, audio_dir:
     frames = frame_sources(frames_dir) if frames_dir is not None else {}
     audio = audio_sources(audio_dir) if audio_dir is not None else {}
     # Per modality: sources, teacher class, model, embedding function, reader, prompt templates.
-    jobs = [("visual", frames, E.ClipTeacher, clip or E.DEFAULT_CLIP, E.visual_embeddings, read_frames,
-             VISUAL_PROMPTS), ("audio", audio, E.ClapTeacher, clap or E.DEFAULT_CLAP, E.audio_embeddings,
-                               read_wav, AUDIO_PROMPTS)]
+    jobs = [("visual", frames, E.ClipTeacher, clip, E.visual_embeddings, read_frames, VISUAL_PROMPTS),
+            ("audio", audio, E.ClapTeacher, clap, E.audio_embeddings, read_wav, AUDIO_PROMPTS)]
     with atomic_dir(out) as tmp:
         texts: dict[str, np.ndarray] = {}
         models: dict[str, str] = {}
@@ -160,11 +160,12 @@ def extract(out: str | Path, *, frames_dir: str | Path | None = None, audio_dir:
             if not sources:
                 continue
             teacher = cls.from_pretrained(name, device=device)
-            first = next(iter(templates))  # recorded in meta only; every template is written below
+            first, *rest = templates  # the embedding call embeds one template's prompts; the rest here
             emb = embed(teacher, (read(p) for p in sources.values()), prompts(first, classes),
                         template=first, batch_size=batch_size)
             _write(tmp / modality, list(sources), emb.seg_emb)
-            texts.update(_texts(teacher, templates, modality, classes))
+            texts[f"{modality}/{first}"] = emb.text_emb
+            texts.update(_texts(teacher, rest, modality, classes))
             models[modality] = teacher.name
         np.savez(tmp / "text.npz", **texts)
         info = {"models": models, "classes": list(classes), "videos": {"visual": len(frames), "audio": len(audio)}}
@@ -188,8 +189,8 @@ def main(argv: list[str] | None = None) -> int:
                                 description=__doc__.split("\n\n")[0].replace("\n", " "))
     p.add_argument("--frames", help="folder of <video_id>/ image folders or <video_id>.npy (F, H, W, 3)")
     p.add_argument("--audio", help="folder of <video_id>.wav")
-    p.add_argument("--clip", help="CLIP model name or weights directory (default: openai/clip-vit-base-patch32)")
-    p.add_argument("--clap", help="CLAP model name or weights directory (default: laion/clap-htsat-unfused)")
+    p.add_argument("--clip", default=DEFAULT_CLIP, help="CLIP model name or weights directory (default: %(default)s)")
+    p.add_argument("--clap", default=DEFAULT_CLAP, help="CLAP model name or weights directory (default: %(default)s)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=64, help="segments per forward pass")
     p.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
