@@ -102,7 +102,10 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
         raise ValueError(f"{path}: not a readable .wav ({e})") from None
     if x.size == 0:
         raise ValueError(f"{path}: no samples")
-    if np.issubdtype(x.dtype, np.integer):
+    if np.issubdtype(x.dtype, np.unsignedinteger):  # 8-bit PCM is unsigned, centred on 128
+        mid = (float(np.iinfo(x.dtype).max) + 1.0) / 2.0
+        x = (x.astype(np.float32) - mid) / mid
+    elif np.issubdtype(x.dtype, np.integer):
         x = x.astype(np.float32) / float(np.iinfo(x.dtype).max)
     x = np.asarray(x, np.float32)
     return (x.T if x.ndim == 2 else x), int(sr)

@@ -241,3 +241,18 @@ def test_extract_cli_bad_input_names_the_file_and_writes_nothing(clip_dir, tmp_p
     assert X.main(["--frames", str(tmp_path / "nope"), "--out", str(out)]) == 2
     assert "nope: --frames is not a directory" in capsys.readouterr().err
     assert X.main(["--out", str(out)]) == 2 and "give --frames and/or --audio" in capsys.readouterr().err
+
+
+def test_read_wav_scales_signed_and_unsigned_pcm(tmp_path):
+    from scipy.io import wavfile
+
+    from trainables.methods.vaplan.extract import read_wav
+
+    wavfile.write(tmp_path / "u8.wav", 8000, np.array([0, 128, 255], np.uint8))  # 8-bit PCM: unsigned
+    wavfile.write(tmp_path / "i16.wav", 8000, np.array([-32767, 0, 32767], np.int16))
+    wavfile.write(tmp_path / "st.wav", 4000, np.zeros((5, 2), np.float32))  # (S, channels) on disk
+    u8, sr = read_wav(tmp_path / "u8.wav")
+    assert sr == 8000 and u8.tolist() == [-1.0, 0.0, 127 / 128]
+    assert read_wav(tmp_path / "i16.wav")[0].tolist() == [-1.0, 0.0, 1.0]
+    st, sr = read_wav(tmp_path / "st.wav")
+    assert st.shape == (2, 5) and sr == 4000
