@@ -281,30 +281,16 @@ def _finish(plan, args: argparse.Namespace) -> None:
 
 
 def describe_plan(plan) -> str:
-    from trainables.data.registry import describe_data
+    from orchestrator.sweep import plan_resource_lines
 
     t = plan.trial
-    try:
-        data_desc = describe_data(t["data"])
-    except Exception as e:
-        data_desc = f"({type(e).__name__}: {e})"
     lines = [f"compare     {', '.join(t['methods'])} on one data set, metric {plan.spec.metric} "
              f"({plan.spec.mode}) selects each run's epoch",
              f"runs        {len(t['methods'])} method(s) x {plan.seeds} seed(s) "
              f"({t['seed']}..{t['seed'] + plan.seeds - 1}) = {plan.n_trials}"]
     for m, sub in t["methods"].items():
         lines.append(f"  {m:<10}config {sub['base'] or '(defaults)'}")
-    lines += [
-        f"epochs      {t['epochs']}",
-        f"data        {t['data']}: {data_desc}",
-        f"resources   per run: {t['workers']} worker(s) x {t['cpus']:g} CPU, {t['gpus']:g} GPU"
-        + (f" + extra bundles {plan.extra_bundles}" if plan.extra_bundles else ""),
-        f"            cluster {', '.join(f'{k} {v:g}' for k, v in sorted(plan.total.items()))}; "
-        f"{plan.max_concurrent} run(s) at once",
-        f"ray         {plan.address or 'private local Ray (address=local, no dashboard)'}",
-        f"storage     {t['storage']}/{plan.experiment}",
-        f"mlflow      {plan.mlflow_uri} (experiment {EXPERIMENT})",
-    ]
+    lines += [f"epochs      {t['epochs']}", *plan_resource_lines(plan, "run", EXPERIMENT)]
     return "\n".join(lines)
 
 

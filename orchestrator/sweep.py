@@ -315,12 +315,6 @@ def _finish_resources(plan: Plan, args: argparse.Namespace) -> None:
 def describe_plan(plan: Plan) -> str:
     """Human-readable summary (what ``--dry-run`` prints)."""
     t = plan.trial
-    try:
-        from trainables.data.registry import describe_data
-
-        data_desc = describe_data(t["data"])
-    except Exception as e:  # the registry may not describe every spec; the spec itself is valid
-        data_desc = f"({type(e).__name__}: {e})"
     n_grid = math.prod(len(v) for v in plan.spec.grid.values()) if t["grid"] and plan.spec.grid else None
     lines = [
         f"sweep       {plan.spec.name}: {plan.spec.description}",
@@ -341,16 +335,31 @@ def describe_plan(plan: Plan) -> str:
             lines += [f"  {dict(p)}" for p in plan.spec.points_to_evaluate]
     lines += [
         f"base config {t['base'] or '{}'} (epochs {t['epochs']}, seed {t['seed']})",
-        f"data        {t['data']}: {data_desc}",
-        f"resources   per trial: {t['workers']} worker(s) x {t['cpus']:g} CPU, {t['gpus']:g} GPU"
-        + (f" + extra bundles {plan.extra_bundles}" if plan.extra_bundles else ""),
-        f"            cluster {', '.join(f'{k} {v:g}' for k, v in sorted(plan.total.items()))}; "
-        f"{plan.max_concurrent} trial(s) at once",
-        f"ray         {plan.address or 'private local Ray (address=local, no dashboard)'}",
-        f"storage     {t['storage']}/{plan.experiment}",
-        f"mlflow      {plan.mlflow_uri} (experiment {plan.spec.name})",
+        *plan_resource_lines(plan, "trial", plan.spec.name),
     ]
     return "\n".join(lines)
+
+
+def plan_resource_lines(plan: Plan, what: str, experiment: str) -> list[str]:
+    """The lines of a plan's description that sweeps and comparisons share: data, resources per
+    ``what`` (trial/run), cluster, Ray, storage and the MLflow experiment."""
+    t = plan.trial
+    try:
+        from trainables.data.registry import describe_data
+
+        data_desc = describe_data(t["data"])
+    except Exception as e:  # the registry may not describe every spec; the spec itself is valid
+        data_desc = f"({type(e).__name__}: {e})"
+    return [
+        f"data        {t['data']}: {data_desc}",
+        f"resources   per {what}: {t['workers']} worker(s) x {t['cpus']:g} CPU, {t['gpus']:g} GPU"
+        + (f" + extra bundles {plan.extra_bundles}" if plan.extra_bundles else ""),
+        f"            cluster {', '.join(f'{k} {v:g}' for k, v in sorted(plan.total.items()))}; "
+        f"{plan.max_concurrent} {what}(s) at once",
+        f"ray         {plan.address or 'private local Ray (address=local, no dashboard)'}",
+        f"storage     {t['storage']}/{plan.experiment}",
+        f"mlflow      {plan.mlflow_uri} (experiment {experiment})",
+    ]
 
 
 # ----------------------------------------------------------------------------- report
