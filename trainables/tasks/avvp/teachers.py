@@ -260,16 +260,42 @@ def evidence(
     return np.maximum(x, dis * (p.distractor_strength * inst)[:, None, :])
 
 
-def _world(p: TeacherParams, c: int, seq: np.random.SeedSequence) -> tuple[np.ndarray, np.ndarray]:
-    """The teacher's fixed orthonormal basis ``(D, D)`` and class text embeddings ``(C, D)``."""
-    if p.dim < c + 2:
-        raise ValueError(f"TeacherParams.dim must be >= C + 2 = {c + 2}, got {p.dim}")
+def text_basis(dim: int, text_similarity: float, c: int, seq: np.random.SeedSequence
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """A teacher's fixed orthonormal basis ``(D, D)`` and class text embeddings ``(C, D)``.
+
+    Column 0 is the text direction ``g``, column 1 the segment-content direction ``h``, columns
+    ``2..C+1`` the class directions ``u_c`` (module docstring, "Construction").
+    """
+    if dim < c + 2:
+        raise ValueError(f"TeacherParams.dim must be >= C + 2 = {c + 2}, got {dim}")
     rng = np.random.default_rng(seq)
-    q, r = np.linalg.qr(rng.standard_normal((p.dim, p.dim)))
+    q, r = np.linalg.qr(rng.standard_normal((dim, dim)))
     q = q * np.sign(np.diag(r))  # a uniformly random rotation (sign fix makes QR's Q unique)
     g, u = q[:, 0], q[:, 2 : 2 + c].T
-    rho = p.text_similarity
+    rho = text_similarity
     return q, np.sqrt(rho) * g[None, :] + np.sqrt(1.0 - rho) * u
+
+
+def embed_margins(x: np.ndarray, q: np.ndarray, base_cos: float, text_similarity: float) -> np.ndarray:
+    """Unit-norm segment embeddings ``(N, T, D)`` whose cosine with class c is ``base_cos + x_c``.
+
+    Args:
+        x: ``(N, T, C)`` cosine margins.
+        q: The basis of :func:`text_basis`.
+        base_cos: Cosine of a segment with a class it shows no evidence of.
+        text_similarity: The ``rho`` the text embeddings were built with.
+    """
+    c = x.shape[-1]
+    rho = text_similarity
+    coef = x / np.sqrt(1.0 - rho)  # coordinates on the class directions u_c
+    a = base_cos / np.sqrt(rho)  # coordinate on the text direction g
+    # b fills the norm up to 1, so cosines are exactly base_cos + x; where the evidence alone
+    # exceeds unit norm, b stays 0.1 and the normalisation below rescales the segment.
+    b = np.sqrt(np.maximum(1.0 - a * a - (coef * coef).sum(-1, keepdims=True), 0.01))
+    emb = a * q[:, 0] + b * q[:, 1] + coef @ q[:, 2 : 2 + c].T
+    emb /= np.linalg.norm(emb, axis=-1, keepdims=True)
+    return emb
 
 
 def simulate_teacher(
@@ -301,17 +327,10 @@ def simulate_teacher(
         raise ValueError(f"expected gt (N, T, C) and labels (N, C), got {gt.shape} and {labels.shape}")
     n, t, c = gt.shape
     s_world, s_draw = np.random.SeedSequence([int(seed), _STREAM_TAG[modality]]).spawn(2)
-    q, text = _world(p, c, s_world)
+    q, text = text_basis(p.dim, p.text_similarity, c, s_world)
     rng = np.random.default_rng(s_draw)
     x = evidence(gt, labels, p, rng, groups) + _ar1(rng, (n, t, c), p.noise, p.temporal_corr)
-    rho = p.text_similarity
-    coef = x / np.sqrt(1.0 - rho)  # coordinates on the class directions u_c
-    a = p.base_cos / np.sqrt(rho)  # coordinate on the text direction g
-    # b fills the norm up to 1, so cosines are exactly base_cos + x; where the evidence alone
-    # exceeds unit norm, b stays 0.1 and the normalisation below rescales the segment.
-    b = np.sqrt(np.maximum(1.0 - a * a - (coef * coef).sum(-1, keepdims=True), 0.01))
-    emb = a * q[:, 0] + b * q[:, 1] + coef @ q[:, 2 : 2 + c].T
-    emb /= np.linalg.norm(emb, axis=-1, keepdims=True)
+    emb = embed_margins(x, q, p.base_cos, p.text_similarity)
     meta = {"teacher": "llp-sim", "modality": modality, "seed": int(seed), "params": asdict(p)}
     return TeacherEmbeddings(emb.astype(np.float32), text.astype(np.float32), meta)
 
