@@ -1,6 +1,7 @@
 """HAN (Tian et al., 2020): the hybrid attention network trained on weak labels.
 
-``train``: ``Config`` (the HAN paper's defaults, shared by every HAN-based method) and ``fit``.
+``train``: ``Config`` (the backbone settings of :mod:`trainables.tasks.avvp.backbone`, which every
+HAN-based method shares, plus the label source) and ``fit``.
 """
 
 from trainables.core.method import MethodSpec

@@ -39,13 +39,12 @@ from typing import Any
 
 import torch
 
-from trainables.methods.han import train as han
+from trainables.tasks.avvp import backbone as bb
 from trainables.core import dist as cd
 from trainables.core import loop as tc
 from trainables.tasks.avvp import eval as ae
 from trainables.data.format import fingerprint
-# contrastive_loss is JoMoLD's public "w/ CL" term; it lives beside HAN's loss, which it extends.
-from trainables.tasks.avvp.han import contrastive_loss, han_loss, per_label_bce  # noqa: F401
+from trainables.tasks.avvp.han import han_loss, per_label_bce
 from trainables.core.config import check_fields, from_preset
 from trainables.core.seed import set_seed
 from trainables.core.stage_cache import cached_stage, stage_key
@@ -73,8 +72,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass
-class Config(han.Config):
-    """JoMoLD configuration: HAN's fields plus the denoising ones (defaults: the paper's).
+class Config(bb.BackboneConfig):
+    """JoMoLD configuration: the HAN backbone's fields plus the denoising ones (defaults: the paper's).
 
     Attributes:
         theta_a: Audio noise threshold of Eq. 1.
@@ -117,8 +116,6 @@ class Config(han.Config):
                                     "ratio_mode": ("paper", "official", "oracle"),
                                     "loss_preset": ("paper", "official")},
                      at_least_one=("ratio_batch_size", "estimator_epochs"), non_negative=("warmup_epochs",))
-        if self.label_source != "weak":
-            raise ValueError("jomold trains on weak labels; label_source must be 'weak'")
 
     @property
     def loss_weights(self) -> tuple[float, float, float]:
@@ -152,12 +149,12 @@ class EstimatorPreds:
     metrics: dict[str, float]
 
 
-def estimator_config(cfg: Config) -> han.Config:
+def estimator_config(cfg: Config) -> bb.BackboneConfig:
     """The HAN config of the noise estimator: ``cfg``'s HAN fields, cross-attention off, trained
     for ``estimator_epochs``."""
-    base = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(han.Config)}
-    base.update(epochs=cfg.estimator_epochs, with_ca=False, label_source="weak")
-    est = han.Config(**base)
+    base = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(bb.BackboneConfig)}
+    base.update(epochs=cfg.estimator_epochs, with_ca=False)
+    est = bb.BackboneConfig(**base)
     if cfg.loss_preset == "official":
         est.w_video, est.w_audio, est.w_visual = OFFICIAL_ESTIMATOR_WEIGHTS
     return est
@@ -183,7 +180,7 @@ def ensure_estimator(cfg: Config, data_path, device: str | torch.device | None =
         data_path: AVVP data set.
         device: Torch device.
         cache_dir: Override of the cache directory.
-        data: Already-resident splits (from ``han.load_data``), to avoid reloading.
+        data: Already-resident splits (from ``bb.load_data``), to avoid reloading.
         reporter: Optional reporter for the estimator's epochs.
 
     Returns:
@@ -193,9 +190,10 @@ def ensure_estimator(cfg: Config, data_path, device: str | torch.device | None =
 
     def train() -> dict[str, Any]:
         dev = cd.resolve_device(device)
-        splits = data if data is not None else han.load_data(est_cfg, data_path, dev)
+        splits = data if data is not None else bb.load_data(est_cfg, data_path, dev)
         # The estimator's test scores are not needed: skip the test pass.
-        metrics, model = han.train_model(est_cfg, splits, dev, reporter=reporter, test=False)
+        metrics, model = bb.train_backbone(est_cfg, splits, dev, bb.weak_targets(est_cfg, splits["train"]),
+                                            reporter=reporter, test=False)
         probs = ae.predict(model, splits["train"], with_ca=False)
         return {"p_a": probs["a_prob"].float().cpu(), "p_v": probs["v_prob"].float().cpu(),
                 "video_ids": list(splits["train"].video_ids), "metrics": dict(metrics),
@@ -309,7 +307,7 @@ def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
     """
     cfg.validate()
     dev = cd.resolve_device(device)
-    data = han.load_data(cfg, data_path, dev)
+    data = bb.load_data(cfg, data_path, dev)
     train = data["train"]
     y = train.labels
     n_cls = y.shape[1]
@@ -338,7 +336,7 @@ def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
 
     seed = set_seed(cfg.seed)
     log.info("jomold seed=%d estimator=%s", seed, key)
-    model = han.build_model(cfg, train, dev)
+    model = bb.build_model(cfg, train, dev)
     y_a_full, y_v_full = ae.smooth(y, cfg.smooth_a), ae.smooth(y, cfg.smooth_v)
     weights = cfg.loss_weights
     removed = {"a": torch.zeros_like(y, dtype=torch.bool), "v": torch.zeros_like(y, dtype=torch.bool)}
@@ -357,7 +355,7 @@ def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
         with cd.autocast(dev):
             out = net(*inputs, with_ca=True)
         loss = han_loss(out, y[idx], ya, yv, weights, reduction="sum")
-        return loss * (info.world / (len(gidx) * n_cls)) + han.contrastive_term(cfg, out)
+        return loss * (info.world / (len(gidx) * n_cls)) + bb.contrastive_term(cfg, out)
 
     def epoch_end(epoch: int) -> dict[str, float]:
         m: dict[str, float] = {

@@ -25,14 +25,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import torch
-
-from trainables.methods.han import train as han
+from trainables.tasks.avvp.backbone import BackboneConfig
 from trainables.tasks.avvp.report import SCORE_KEYS
 
 SCORE_NAMES = tuple(SCORE_KEYS)
-DTYPES = {"auto": None, "float32": torch.float32, "float16": torch.float16,
-          "bfloat16": torch.bfloat16}
 
 # Named bundles of settings (Config.from_preset); each a dict of field overrides of the defaults.
 PRESETS: dict[str, dict[str, Any]] = {
@@ -60,12 +56,13 @@ PRESETS: dict[str, dict[str, Any]] = {
 
 
 @dataclass
-class Config(han.Config):
-    """RLLD configuration: HAN's fields (the task network's, defaults as HAN/JoMoLD) plus these.
+class Config(BackboneConfig):
+    """RLLD configuration: the HAN backbone's fields (the task network's, defaults as HAN/JoMoLD)
+    plus these.
 
     HAN's loss weights (``w_video``/``w_audio``/``w_visual``), label smoothing
     (``smooth_a``/``smooth_v``, applied to the revised labels) and ``with_ca`` apply to the task
-    network; ``label_source`` must stay ``weak`` (the agent revises the weak labels).
+    network, which always starts from the weak labels (the agent revises them).
 
     Attributes:
         overlap: Share of a state's videos shared with the next state (1/4 -> stride 96).
@@ -183,7 +180,7 @@ class Config(han.Config):
         choices = {"agent_arch": ("avtune", "paper"), "inter_aggregate": ("video", "episode"),
                    "all_removed": ("video", "modality"), "terminal_credit": ("branch", "class"),
                    "class_score": ("ll", "soft", "hard"), "terminal_metric_a": SCORE_NAMES,
-                   "terminal_metric_v": SCORE_NAMES, "label_source": ("weak",)}
+                   "terminal_metric_v": SCORE_NAMES}
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"{key} must be one of {', '.join(allowed)}; "

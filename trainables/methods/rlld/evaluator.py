@@ -15,7 +15,8 @@ from typing import Protocol
 import torch
 from torch import nn
 
-from trainables.methods.rlld.config import DTYPES, Config
+from trainables.methods.rlld.config import Config
+from trainables.tasks.avvp.backbone import DTYPES
 from trainables.tasks.avvp.data import AVVPSplit
 
 

@@ -234,7 +234,7 @@ class Learner:
         """One HAN step (Eq. 6-8): video target = union of ``y_a`` and ``y_v``, modality targets
         smoothed as HAN's (``smooth_a``/``smooth_v``); returns the loss (plus the contrastive term
         with ``cl_weight``)."""
-        from trainables.methods.han.train import contrastive_term
+        from trainables.tasks.avvp.backbone import contrastive_term
         from trainables.tasks.avvp.han import han_loss
 
         cfg = self.cfg

@@ -18,10 +18,11 @@ from trainables.core import loop as tc
 from trainables.core.checkpoint import check_resume_config
 from trainables.core.dist import resolve_device
 from trainables.core.seed import set_seed
-from trainables.methods.rlld.config import DTYPES, Config
+from trainables.methods.rlld.config import Config
 from trainables.methods.rlld.diagnostics import denoise_scores
 from trainables.methods.rlld.evaluator import Evaluator, LocalEvaluator
 from trainables.methods.rlld.learner import Learner
+from trainables.tasks.avvp import backbone as bb
 from trainables.tasks.avvp import eval as ae
 
 
@@ -61,7 +62,7 @@ def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
         check_resume_config(resume_state.get("config"), cfg)
     seed = set_seed(cfg.seed)
     dev = resolve_device(device)
-    data = ae.load_resident(data_path, dev, feature_dtype=DTYPES[cfg.feature_dtype])
+    data = bb.load_data(cfg, data_path, dev)
     if evaluator is None:
         evaluator = LocalEvaluator(cfg, data["val"], dev)
     t_start = time.perf_counter()

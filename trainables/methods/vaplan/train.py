@@ -33,12 +33,12 @@ from trainables.core.config import check_fields
 from trainables.core.seed import set_seed
 from trainables.core.stage_cache import cached_stage, stage_key
 from trainables.data.format import fingerprint
-from trainables.methods.han import train as han
 from trainables.methods.vaplan import labels as pl
 from trainables.methods.vaplan.denoise import (ALPHA_AUDIO, ALPHA_VISUAL, K_AUDIO, K_VISUAL,
                                                denoise_pseudo_labels)
 from trainables.methods.vaplan.losses import LAMBDA, MASKS, VARIANTS as LOSS_VARIANTS, ple_loss
 from trainables.methods.vaplan.pseudo import (AUDIO_PROMPTS, TAU_AUDIO, TAU_VISUAL, VISUAL_PROMPTS)
+from trainables.tasks.avvp import backbone as bb
 from trainables.tasks.avvp import eval as ae
 
 log = logging.getLogger(__name__)
@@ -50,8 +50,9 @@ PLD_FIELDS = ("pld_k_v", "pld_alpha_v", "pld_k_a", "pld_alpha_a", "variant", "ep
 
 
 @dataclass
-class Config(han.Config):
-    """VAPLAN's configuration: HAN's fields plus the pseudo-label stages (paper defaults).
+class Config(bb.BackboneConfig):
+    """VAPLAN's configuration: the HAN backbone's fields plus the pseudo-label stages (paper
+    defaults).
 
     Attributes:
         variant: Table 5/6 row (module docstring).
@@ -97,8 +98,6 @@ class Config(han.Config):
                      at_least_one=("pld_k_v", "pld_k_a", "stage1_epochs"),
                      positive=("pld_alpha_v", "pld_alpha_a"), non_negative=("lam",),
                      unit=("tau_v", "tau_a"))
-        if self.label_source != "weak":
-            raise ValueError("vaplan makes its own labels; label_source must be 'weak'")
 
 
 def _loss_flags(cfg: Config) -> dict[str, Any]:
@@ -115,7 +114,7 @@ def train_ple(cfg: Config, data: dict, seg_labels: dict[str, torch.Tensor], dev:
         ``(result, model)``: :func:`trainables.core.loop.fit_result` and the selected model.
     """
     train = data["train"]
-    model = han.build_model(cfg, train, dev)
+    model = bb.build_model(cfg, train, dev)
     ya, yv = seg_labels["audio"], seg_labels["visual"]
     flags = _loss_flags(cfg)
 
@@ -128,7 +127,7 @@ def train_ple(cfg: Config, data: dict, seg_labels: dict[str, torch.Tensor], dev:
                         ya[idx], yv[idx], train.labels[idx], lam=cfg.lam, mask=cfg.richness_mask,
                         num_videos=len(info.global_idx), **flags)
         # A share of the global-batch mean, times world because DDP averages gradients.
-        return loss.total * info.world + han.contrastive_term(cfg, out)
+        return loss.total * info.world + bb.contrastive_term(cfg, out)
 
     result = tc.fit_loop(cfg=cfg, model=model, data=data, device=dev, step_fn=step,
                          evaluate_fn=ae.evaluator(cfg, data, with_ca=cfg.with_ca),
@@ -217,7 +216,7 @@ def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
     cfg.validate()
     dev = cd.resolve_device(device)
     seed = set_seed(cfg.seed)
-    data = han.load_data(cfg, data_path, dev)
+    data = bb.load_data(cfg, data_path, dev)
     seg_labels, quality = make_labels(cfg, data_path, data, dev)
     set_seed(seed)  # the first stage drew numbers: start the final model from the seed's state
     result, _ = train_ple(cfg, data, seg_labels, dev, reporter=reporter, resume_state=resume_state,

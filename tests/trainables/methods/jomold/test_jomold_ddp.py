@@ -10,7 +10,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from test_han_fit import tiny_avvp
+from tiny_data import tiny_avvp
 from trainables.methods.jomold import train as jomold
 from trainables.core import dist as cd
 from trainables.tasks.avvp import eval as ae

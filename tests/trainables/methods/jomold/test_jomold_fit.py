@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from test_han_fit import tiny_avvp
-from trainables.methods.han import train as han
+from tiny_data import tiny_avvp
+from trainables.tasks.avvp import backbone as bb
 from trainables.methods.jomold import train as jomold
 
 
@@ -55,7 +55,7 @@ def test_fit_metrics_estimator_cache_and_state(tiny, tmp_path, monkeypatch):
     assert extra["ratio_a"].shape == extra["ratio_v"].shape == (25,)
     # Denoising must beat blind removal: the precision of removed visual labels clearly exceeds
     # the share of noisy visual labels among all positive labels.
-    n_pos = float(han.load_data(cfg(), tiny, torch.device("cpu"))["train"].labels.sum())
+    n_pos = float(bb.load_data(cfg(), tiny, torch.device("cpu"))["train"].labels.sum())
     assert m["denoise/removed_v"] > 0
     assert m["denoise/precision_v"] > m["denoise/noisy_v"] / n_pos + 0.2
 
@@ -63,7 +63,7 @@ def test_fit_metrics_estimator_cache_and_state(tiny, tmp_path, monkeypatch):
     def boom(*a, **k):
         raise AssertionError("estimator retrained")
 
-    monkeypatch.setattr(han, "train_model", boom)
+    monkeypatch.setattr(bb, "train_backbone", boom)
     res2 = jomold.fit(cfg(theta_v=1.2, epochs=1), tiny, device="cpu", estimator_cache_dir=cache)
     assert "test/seg_V" in res2
 
@@ -94,7 +94,7 @@ def test_bad_config_names_key(tiny):
 
 def test_oracle_ratio_mode_uses_true_ratios_without_estimator(tiny, tmp_path, monkeypatch):
     torch.set_num_threads(1)
-    train = han.load_data(cfg(), tiny, torch.device("cpu"))["train"]
+    train = bb.load_data(cfg(), tiny, torch.device("cpu"))["train"]
     ra, rv = jomold.oracle_noise_ratios(train)
     # Plain per-class count from the hidden truth.
     y = train.labels > 0

@@ -8,9 +8,9 @@ import math
 import pytest
 import torch
 
-from trainables.methods.han import train as han
+from trainables.tasks.avvp import backbone as bb
 from trainables.methods.jomold import train as jomold
-from trainables.tasks.avvp.han import HAN
+from trainables.tasks.avvp.han import HAN, contrastive_loss
 
 
 def reference_contrastive(h_a, h_v, temperature=0.2, smoothing=0.1) -> float:
@@ -33,7 +33,7 @@ def test_contrastive_loss_equals_per_video_reference():
     g = torch.Generator().manual_seed(0)
     for shape, tau, s in (((3, 10, 16), 0.2, 0.1), ((2, 5, 7), 0.5, 0.3), ((1, 10, 4), 0.07, 0.0)):
         h_a, h_v = torch.randn(*shape, generator=g), torch.randn(*shape, generator=g)
-        got = jomold.contrastive_loss(h_a, h_v, temperature=tau, smoothing=s)
+        got = contrastive_loss(h_a, h_v, temperature=tau, smoothing=s)
         assert got.dim() == 0
         assert float(got) == pytest.approx(reference_contrastive(h_a, h_v, tau, s), abs=1e-6)
 
@@ -42,12 +42,12 @@ def test_contrastive_loss_is_within_video_and_not_smoothed_cross_entropy():
     g = torch.Generator().manual_seed(1)
     h_a = torch.randn(4, 10, 8, generator=g)
     h_v = h_a + 0.05 * torch.randn(4, 10, 8, generator=g)
-    aligned = float(jomold.contrastive_loss(h_a, h_v))
+    aligned = float(contrastive_loss(h_a, h_v))
     # Other videos are no negatives: permuting the videos of the batch changes nothing.
     perm = torch.tensor([2, 0, 3, 1])
-    assert float(jomold.contrastive_loss(h_a[perm], h_v[perm])) == pytest.approx(aligned, abs=1e-6)
+    assert float(contrastive_loss(h_a[perm], h_v[perm])) == pytest.approx(aligned, abs=1e-6)
     # Shuffling the segments inside each video breaks the alignment.
-    assert float(jomold.contrastive_loss(h_a, h_v[:, torch.randperm(10, generator=g)])) > aligned + 1
+    assert float(contrastive_loss(h_a, h_v[:, torch.randperm(10, generator=g)])) > aligned + 1
     # The log of the expected probability is at least -log 0.9 and below label-smoothed CE.
     logp = torch.log_softmax(torch.nn.functional.normalize(h_a, dim=-1)
                              @ torch.nn.functional.normalize(h_v, dim=-1).transpose(1, 2) / 0.2, -1)
@@ -55,7 +55,7 @@ def test_contrastive_loss_is_within_video_and_not_smoothed_cross_entropy():
     smoothed_ce = float(-(q * logp).sum(-1).mean())
     assert -math.log(0.9) - 1e-6 <= aligned < smoothed_ce
     with pytest.raises(ValueError, match="shape"):
-        jomold.contrastive_loss(h_a, h_v[:, :5])
+        contrastive_loss(h_a, h_v[:, :5])
 
 
 def reference_official_ratios(p, y, theta, smooth, batch_size):
@@ -143,9 +143,9 @@ def test_han_contrastive_term_adds_the_weighted_loss():
     torch.manual_seed(0)
     m = HAN(8, 12, 6, d_model=16).eval()
     out = m(torch.randn(2, 10, 8), torch.randn(2, 10, 12), torch.randn(2, 10, 6))
-    assert han.contrastive_term(han.Config(), out) == 0.0
-    got = han.contrastive_term(han.Config(cl_weight=0.5, cl_temperature=0.3, cl_smoothing=0.2), out)
-    want = 0.5 * jomold.contrastive_loss(out.a_feat, out.v_feat, 0.3, 0.2)
+    assert bb.contrastive_term(bb.BackboneConfig(), out) == 0.0
+    got = bb.contrastive_term(bb.BackboneConfig(cl_weight=0.5, cl_temperature=0.3, cl_smoothing=0.2), out)
+    want = 0.5 * contrastive_loss(out.a_feat, out.v_feat, 0.3, 0.2)
     torch.testing.assert_close(got, want)
 
 

@@ -130,7 +130,6 @@ def test_presets_are_explicit_and_wired():
                      ({"agent_arch": "lstm"}, "agent_arch"),
                      ({"episode_steps": 0}, "episode_steps"),
                      ({"keep_init": 1.0}, "keep_init"),
-                     ({"label_source": "oracle"}, "label_source"),
                      ({"counterfactual": True, "episode_steps": 4}, "counterfactual")):
         with pytest.raises(ValueError, match=key):
             Config(**bad).validate()
