@@ -2,7 +2,8 @@
 
 Trains each requested variant (``han`` = row 1, ``video`` = 2, ``segment_bce`` = 3,
 ``richness`` = 4, ``full`` = 5, ``sr_only``/``cr_only`` = Table 6) for every seed and prints the
-test scores as mean ± std, the pseudo-label quality on val (PLG, and after PLD for ``full``), and
+test scores as mean ± std, the pseudo-label quality on val (PLG, and after PLD for ``full``;
+``--preset pld_both`` refines the audio labels too, the paper's ablation), and
 optionally the reference methods ``--with han jomold`` (HAN and JoMoLD w/ CL at their defaults,
 same epochs). One thread by default so the figures do not depend on free cores. Measured tables:
 docs/benchmarks.md, "VAPLAN".
@@ -33,9 +34,9 @@ def _cell(xs: list[float]) -> str:
 
 
 def run_one(name: str, path, epochs: int, seed: int, cache: str, teacher: str = "auto",
-            device: str = "cpu") -> dict[str, float]:
-    """One run: a VAPLAN variant (labels from ``teacher``), or ``han`` / ``jomold`` (the methods, at
-    their defaults)."""
+            device: str = "cpu", preset: str = "paper") -> dict[str, float]:
+    """One run: a VAPLAN variant (labels from ``teacher``, settings of ``preset``), or ``han`` /
+    ``jomold`` (the methods, at their defaults)."""
     if name == "method:han":
         from trainables.methods.han import train as han
 
@@ -47,8 +48,9 @@ def run_one(name: str, path, epochs: int, seed: int, cache: str, teacher: str = 
         return jomold.fit(cfg, path, device=device, estimator_cache_dir=cache)
     from trainables.methods.vaplan.train import Config, fit
 
-    return fit(Config(variant=name, epochs=epochs, stage1_epochs=epochs, seed=seed, teacher=teacher), path,
-               device=device)
+    cfg = Config.from_preset(preset, variant=name, epochs=epochs, stage1_epochs=epochs, seed=seed,
+                             teacher=teacher)
+    return fit(cfg, path, device=device)
 
 
 def table(results: dict[str, list[dict]]) -> str:
@@ -67,7 +69,7 @@ def table(results: dict[str, list[dict]]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from trainables.methods.vaplan.train import TEACHERS, VARIANTS
+    from trainables.methods.vaplan.train import PRESETS, TEACHERS, VARIANTS
 
     p = argparse.ArgumentParser(prog="python -m orchestrator.bench vaplan", description=__doc__.splitlines()[0])
     p.add_argument("--data", default="llp-sim-small")
@@ -78,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                    help="also run these methods at their defaults")
     p.add_argument("--teacher", default="auto", choices=TEACHERS,
                    help="where VAPLAN's segment labels come from; 'truth' is the oracle upper bound")
+    p.add_argument("--preset", default="paper", choices=sorted(PRESETS),
+                   help="VAPLAN's settings: paper (PLD on the visual labels) or pld_both (the ablation)")
     p.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--json", help="write every run's result here")
@@ -91,14 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     path = resolve_data(args.data)
     print(f"# {describe_data(args.data)}; {args.epochs} epochs; seeds {args.seeds}; teacher {args.teacher}; "
-          f"{args.device}",
-          flush=True)
+          f"preset {args.preset}; {args.device}", flush=True)
     results: dict[str, list[dict]] = {}
     with tempfile.TemporaryDirectory(prefix="avtune-bench-vaplan-") as cache:
         for name in [*args.variants, *(f"method:{m}" for m in args.refs)]:
             for seed in args.seeds:
                 t0 = time.perf_counter()
-                r = dict(run_one(name, path, args.epochs, seed, cache, args.teacher, args.device))
+                r = dict(run_one(name, path, args.epochs, seed, cache, args.teacher, args.device, args.preset))
                 r["wall_s"] = time.perf_counter() - t0
                 results.setdefault(name, []).append(r)
                 print(f"{name} seed {seed}: test seg_Type {r['test/seg_Type']:.2f} "

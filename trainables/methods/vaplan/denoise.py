@@ -12,14 +12,23 @@ with the segment pseudo labels Y, per video and modality:
 * ``Y[t, c]`` is flipped where ``M[t, c] > alpha * mu_c``: a label the model disagrees with far
   more than with the class's best-fitted segments is taken to be wrong.
 
-The inequality is strict, so a tie never flips: in particular where ``mu_c = 0`` (the model fits
-K segments exactly), an entry with loss 0 stays. Any entry with a positive loss does flip then;
-that is the rule as stated. The paper's settings: visual K = 5, alpha = 30; audio K = 6,
-alpha = 400. K larger than T is clipped to T (mu_c is then the column mean).
+The inequality is strict, so a tie never flips. The paper's settings: visual K = 5, alpha = 30;
+audio K = 6, alpha = 400 (its final setup refines the visual labels only; the audio values come
+from its ablation). K larger than T is clipped to T (mu_c is then the column mean).
+
+**mu_c = 0.** For a sigmoid output the K smallest losses are positive in exact arithmetic; they
+are all 0 only when float rounding puts P exactly on its labels (a bf16 forward rounds P >= 0.998
+to 1.0; float32 does so only past a logit of about 17). The rule as stated would then flip every
+entry of the column with any positive loss, including labels the model agrees with (P = 0.99 on
+a 1). At ``mu_c = 0`` the threshold ``alpha * mu_c`` is therefore replaced by ``ln 2``
+(:data:`MU_ZERO_LOSS`), the loss at P = 0.5: only labels the model contradicts (P on the other side
+of 0.5) flip. ``P`` should come from a float32 forward (the caller's job: VAPLAN's first stage
+predicts with autocast off), and the losses are computed here in float32 with autocast off.
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import torch
@@ -30,6 +39,8 @@ K_VISUAL = 5
 ALPHA_VISUAL = 30.0
 K_AUDIO = 6
 ALPHA_AUDIO = 400.0
+# The flip threshold where the K smallest losses are all 0: the loss of P = 0.5 (module docstring).
+MU_ZERO_LOSS = math.log(2.0)
 
 
 def _tensor3(x: Any, name: str) -> torch.Tensor:
@@ -60,7 +71,8 @@ def flip_mask(seg_prob: Any, seg_labels: Any, k: int, alpha: float) -> torch.Ten
         seg_prob: ``(N, T, C)`` segment probabilities P of one modality.
         seg_labels: ``(N, T, C)`` segment pseudo labels Y of that modality.
         k: Number of smallest losses per column averaged into mu_c (clipped to T; >= 1).
-        alpha: Multiple of mu_c above which a label flips (>= 0).
+        alpha: Multiple of mu_c above which a label flips (>= 0); where mu_c = 0 the threshold is
+            :data:`MU_ZERO_LOSS` instead.
     """
     if int(k) < 1:
         raise ValueError(f"k must be >= 1, got {k}")
@@ -70,8 +82,9 @@ def flip_mask(seg_prob: Any, seg_labels: Any, k: int, alpha: float) -> torch.Ten
     y = _tensor3(seg_labels, "seg_labels").to(m.device) != 0
     kk = min(int(k), m.shape[1])
     mu = m.topk(kk, dim=1, largest=False).values.mean(dim=1, keepdim=True)  # (N, 1, C)
+    threshold = torch.where(mu > 0, alpha * mu, torch.full_like(mu, MU_ZERO_LOSS))
     considered = y.any(dim=1, keepdim=True)  # classes of the video-level pseudo label
-    return considered & (m > alpha * mu)
+    return considered & (m > threshold)
 
 
 def denoise_pseudo_labels(seg_prob: Any, seg_labels: Any, k: int, alpha: float) -> torch.Tensor:

@@ -132,12 +132,6 @@ def quality(seg_labels: dict[str, torch.Tensor], split_data: Any, prefix: str) -
     return out
 
 
-def weak_as_segments(labels: torch.Tensor, t: int) -> dict[str, torch.Tensor]:
-    """The weak labels broadcast over the T segments (HAN's targets, variant ``han``)."""
-    y = labels.bool()[:, None, :].expand(-1, t, -1)
-    return {"visual": y, "audio": y}
-
-
 def video_targets(seg_labels: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
     """Video-level pseudo labels ``(yhat_a, yhat_v)`` as float (N, C): any over segments."""
     return seg_labels["audio"].any(1).float(), seg_labels["visual"].any(1).float()
@@ -150,4 +144,4 @@ def summary(labels: dict[str, torch.Tensor]) -> dict[str, float]:
 
 
 __all__ = ["PROMPTS", "plg", "quality", "teacher_scores", "teacher_source", "truth_labels", "video_targets",
-           "weak_as_segments", "summary"]
+           "summary"]

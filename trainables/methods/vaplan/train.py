@@ -8,19 +8,31 @@ Three stages, each a module of this package:
   and the richness-aware loss ``L_S`` on the segment probabilities (lambda 0.5).
 * **PLD** (:mod:`.denoise`): a first-stage model trained with ``L`` re-labels the training set
   (flip where ``BCE(P, Y) > alpha * mean of the K smallest``), and the model is retrained on the
-  refined labels. The first stage is cached (:mod:`trainables.core.stage_cache`) by what determines
-  it, so trials that differ only in PLD settings (K, alpha) share one.
+  refined labels. The paper's final setup refines the **visual** labels only
+  (``pld_modalities=("visual",)``, preset ``paper``); preset ``pld_both`` refines the audio labels
+  too, with the audio K/alpha (6/400) of the paper's ablation. The first stage predicts in float32
+  with autocast off (PLD compares losses near 0, which bf16 rounds away). It is cached
+  (:mod:`trainables.core.stage_cache`) by its training settings and a digest of the train labels
+  it learns from, so trials that differ only in PLD settings (K, alpha, modalities), or in PLG
+  settings that give the same labels, share one.
 
-``variant`` picks the paper's Table 5 row: ``han`` (1, weak labels), ``video`` (2, PLG video-level
-labels only), ``segment_bce`` (3, + naive segment BCE), ``richness`` (4, L_V + lambda L_S),
-``full`` (5, + PLD); Table 6's ``sr_only`` and ``cr_only``. Training: the HAN backbone, Adam
-lr 3e-4, batch 32, 30 epochs (the paper's); the learning-rate schedule, which the paper does not
-give, is HAN's (StepLR), as the HAN code VAPLAN builds on.
+``variant`` picks the paper's Table 5 row: ``han`` (1: HAN on the weak labels with Eq. 2's label
+smoothing, ``smooth_a``/``smooth_v``), ``video`` (2, PLG video-level labels only), ``segment_bce``
+(3, + naive segment BCE), ``richness`` (4, L_V + lambda L_S), ``full`` (5, + PLD); Table 6's
+``sr_only`` and ``cr_only``. Training: the HAN backbone, Adam lr 3e-4, batch 32, 30 epochs (the
+paper's); the learning-rate schedule, which the paper does not give, is HAN's (StepLR), as the HAN
+code VAPLAN builds on.
+
+The pseudo-label quality on val (where the data has truth) is logged every epoch;
+``pseudo/final_seg_F``, the mean over modalities of the segment-level F of the labels the final
+model is trained on (after PLD for ``full``), is the paper's criterion for tau, the prompts and
+K/alpha (its Tables 1-4), and the metric ``vaplan_thresholds`` optimises.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import logging
 from dataclasses import dataclass
 from typing import Any
@@ -29,7 +41,7 @@ import torch
 
 from trainables.core import dist as cd
 from trainables.core import loop as tc
-from trainables.core.config import check_fields
+from trainables.core.config import check_fields, from_preset
 from trainables.core.seed import set_seed
 from trainables.core.stage_cache import cached_stage, stage_key
 from trainables.data.format import fingerprint
@@ -45,8 +57,23 @@ log = logging.getLogger(__name__)
 
 VARIANTS = ("han", "video", "segment_bce", "richness", "full", "sr_only", "cr_only")
 TEACHERS = ("auto", "data", "sim", "truth")
+MODALITIES = ("visual", "audio")
 # Fields that only the second (PLD) stage reads: trials differing only here share the first stage.
-PLD_FIELDS = ("pld_k_v", "pld_alpha_v", "pld_k_a", "pld_alpha_a", "variant", "epochs")
+PLD_FIELDS = ("pld_modalities", "pld_k_v", "pld_alpha_v", "pld_k_a", "pld_alpha_a", "variant", "epochs")
+# Fields that decide only the PLG labels: the first stage is keyed by a digest of the labels instead.
+LABEL_FIELDS = ("tau_v", "tau_a", "prompt_v", "prompt_a", "teacher", "teacher_seed")
+# Row (1)'s label smoothing (Eq. 2, HAN's): the VAPLAN paper defers to HAN, whose official code
+# smooths the visual targets with 0.9 (``0.9*y + 0.05``) and leaves the audio ones hard.
+HAN_SMOOTH_A = 1.0
+HAN_SMOOTH_V = 0.9
+QUALITY_KEY = "pseudo/final_seg_F"
+
+# Named bundles of settings (Config.from_preset). ``paper``: the paper's final setup (the
+# defaults); ``pld_both``: PLD on both modalities, its ablation.
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    "pld_both": {"pld_modalities": MODALITIES},
+}
 
 
 @dataclass
@@ -63,8 +90,13 @@ class Config(bb.BackboneConfig):
         lam: Weight lambda of the richness loss (paper: 0.5).
         richness_mask: Reading of pcr: ``label`` (P masked by the weak label; default) or ``none``
             (the literal unmasked sum, clamped); see :mod:`.losses`.
+        smooth_a: Label smoothing of row (1) (``han``) only, audio (Eq. 2: 1.0, none);
+            ``smooth_v``: visual (0.9). The other variants train on pseudo labels, unsmoothed.
+        pld_modalities: Which modalities' labels PLD refines: ``("visual",)`` (the paper's final
+            setup) or ``("visual", "audio")`` (its ablation; preset ``pld_both``).
         pld_k_v: PLD's K for the visual labels (paper: 5). ``pld_alpha_v``: its alpha (30).
-        pld_k_a: PLD's K for the audio labels (paper: 6). ``pld_alpha_a``: its alpha (400).
+        pld_k_a: PLD's K for the audio labels (paper's ablation: 6). ``pld_alpha_a``: its alpha
+            (400). Read only when ``"audio"`` is in ``pld_modalities``.
         stage1_epochs: Epochs of the first-stage model that PLD re-labels with (default: as
             ``epochs``, the paper's "train with L, then refine, retrain").
         teacher: ``auto``, ``data`` (embedding columns of the data set), ``sim`` (LLP-sim) or
@@ -82,6 +114,9 @@ class Config(bb.BackboneConfig):
     prompt_a: str = "AP2"
     lam: float = LAMBDA
     richness_mask: str = "label"
+    smooth_a: float = HAN_SMOOTH_A
+    smooth_v: float = HAN_SMOOTH_V
+    pld_modalities: tuple[str, ...] = ("visual",)
     pld_k_v: int = K_VISUAL
     pld_alpha_v: float = ALPHA_VISUAL
     pld_k_a: int = K_AUDIO
@@ -98,10 +133,29 @@ class Config(bb.BackboneConfig):
                      at_least_one=("pld_k_v", "pld_k_a", "stage1_epochs"),
                      positive=("pld_alpha_v", "pld_alpha_a"), non_negative=("lam",),
                      unit=("tau_v", "tau_a"))
+        mods = self.pld_modalities
+        if (not isinstance(mods, (tuple, list)) or not mods or len(set(mods)) != len(mods)
+                or not set(mods) <= set(MODALITIES)):
+            raise ValueError(f"pld_modalities must be a non-empty subset of {list(MODALITIES)}, got {mods!r}")
+
+    def __post_init__(self) -> None:
+        # One spelling of each set: a tuple in MODALITIES order, from a list or ``"visual,audio"``
+        # (what ``--set pld_modalities=...`` gives).
+        mods = self.pld_modalities
+        if isinstance(mods, str):
+            mods = tuple(m.strip() for m in mods.split(",") if m.strip())
+        if isinstance(mods, (tuple, list)) and set(mods) <= set(MODALITIES):
+            mods = tuple(m for m in MODALITIES if m in mods)
+        self.pld_modalities = mods
+
+    @classmethod
+    def from_preset(cls, name: str, **overrides: Any) -> "Config":
+        """The named bundle :data:`PRESETS` ``[name]`` with ``overrides`` on top."""
+        return from_preset(cls, PRESETS, "VAPLAN", name, overrides)
 
 
 def _loss_flags(cfg: Config) -> dict[str, Any]:
-    name = {"full": "richness", "han": "video"}.get(cfg.variant, cfg.variant)
+    name = {"full": "richness"}.get(cfg.variant, cfg.variant)
     return dict(LOSS_VARIANTS[name])
 
 
@@ -141,12 +195,48 @@ def stage1_config(cfg: Config) -> Config:
     return dataclasses.replace(cfg, variant="richness", epochs=cfg.stage1_epochs)
 
 
+def labels_digest(seg_labels: dict[str, torch.Tensor]) -> str:
+    """A hash of segment labels (what the first stage learns from, whatever PLG setting made them)."""
+    h = hashlib.sha256()
+    for m in MODALITIES:
+        y = seg_labels[m].bool().cpu().contiguous()
+        h.update(m.encode() + str(tuple(y.shape)).encode() + y.numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+@torch.no_grad()
+def frame_probs_float32(model: torch.nn.Module, split: Any, *, with_ca: bool,
+                        batch_size: int = 2048) -> torch.Tensor:
+    """``(N, T, 2, C)`` segment probabilities from a float32 forward with autocast off.
+
+    PLD thresholds losses relative to the smallest ones; a bf16 forward rounds P >= 0.998 to 1.0,
+    which makes those losses exactly 0 (see :mod:`.denoise`), so the first stage does not predict
+    under the bf16 autocast that evaluation uses on CUDA.
+    """
+    net = cd.unwrap(model)
+    dev = split.audio.device
+    was_training = net.training
+    net.eval()
+    out = []
+    try:
+        with torch.autocast(device_type=dev.type, enabled=False):
+            for start in range(0, len(split), batch_size):
+                idx = slice(start, start + batch_size)
+                feats = [x.float() for x in ae.batch_inputs(split, idx, dev)]
+                out.append(net(*feats, with_ca=with_ca).frame_prob.float())
+    finally:
+        net.train(was_training)
+    return torch.cat(out)
+
+
 def first_stage(cfg: Config, data_path, data: dict, labels: dict[str, dict], dev: torch.device
                 ) -> dict[str, torch.Tensor]:
     """The first-stage model's segment probabilities on train and val (cached; see the module)."""
     s1 = stage1_config(cfg)
-    spec = {k: v for k, v in dataclasses.asdict(s1).items() if k not in PLD_FIELDS + ("feature_dtype",)}
-    key = stage_key({"data": fingerprint(data_path), "stage1": spec, "epochs": s1.epochs})
+    skip = PLD_FIELDS + LABEL_FIELDS + ("smooth_a", "smooth_v", "feature_dtype")  # smoothing: row (1) only
+    spec = {k: v for k, v in dataclasses.asdict(s1).items() if k not in skip}
+    key = stage_key({"data": fingerprint(data_path), "stage1": spec, "epochs": s1.epochs,
+                     "labels": labels_digest(labels["train"]), "probs": "float32"})
 
     def compute() -> dict[str, Any]:
         log.info("vaplan: training the first-stage model for PLD (%d epochs)", s1.epochs)
@@ -154,7 +244,7 @@ def first_stage(cfg: Config, data_path, data: dict, labels: dict[str, dict], dev
         _, model = train_ple(s1, data, labels["train"], dev, test=False)
         out: dict[str, Any] = {}
         for split in ("train", "val"):
-            p = ae.predict(model, data[split], with_ca=cfg.with_ca)["frame_prob"].float().cpu()
+            p = frame_probs_float32(model, data[split], with_ca=cfg.with_ca).cpu()
             out[f"{split}/audio"], out[f"{split}/visual"] = p[:, :, 0], p[:, :, 1]
         return out
 
@@ -164,24 +254,35 @@ def first_stage(cfg: Config, data_path, data: dict, labels: dict[str, dict], dev
 
 def refine(cfg: Config, probs: dict[str, torch.Tensor], split: str, seg_labels: dict[str, torch.Tensor]
            ) -> dict[str, torch.Tensor]:
-    """PLD's refined labels of ``split`` from the first stage's probabilities."""
-    dev = seg_labels["visual"].device
-    return {"visual": denoise_pseudo_labels(probs[f"{split}/visual"], seg_labels["visual"].cpu(),
-                                            cfg.pld_k_v, cfg.pld_alpha_v).to(dev),
-            "audio": denoise_pseudo_labels(probs[f"{split}/audio"], seg_labels["audio"].cpu(),
-                                           cfg.pld_k_a, cfg.pld_alpha_a).to(dev)}
+    """PLD's refined labels of ``split`` from the first stage's probabilities: the modalities of
+    ``cfg.pld_modalities`` refined, the others as they were."""
+    kalpha = {"visual": (cfg.pld_k_v, cfg.pld_alpha_v), "audio": (cfg.pld_k_a, cfg.pld_alpha_a)}
+    out = dict(seg_labels)
+    for m in cfg.pld_modalities:
+        k, alpha = kalpha[m]
+        out[m] = denoise_pseudo_labels(probs[f"{split}/{m}"], seg_labels[m].cpu(), k, alpha
+                                       ).to(seg_labels[m].device)
+    return out
+
+
+def final_quality(metrics: dict[str, float], prefix: str) -> dict[str, float]:
+    """:data:`QUALITY_KEY`: the mean of the visual and audio segment F under ``prefix``
+    (``pseudo/`` for PLG's labels, ``pseudo/pld_`` after PLD); ``{}`` without quality figures."""
+    keys = [f"{prefix}seg_F_v", f"{prefix}seg_F_a"]
+    if not all(k in metrics for k in keys):
+        return {}
+    return {QUALITY_KEY: (metrics[keys[0]] + metrics[keys[1]]) / 2.0}
 
 
 def make_labels(cfg: Config, data_path, data: dict, dev: torch.device
                 ) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
-    """The train split's segment labels for ``cfg.variant`` and the pseudo-label quality figures.
+    """The train split's segment labels for ``cfg.variant`` (not ``han``) and the pseudo-label
+    quality figures.
 
     Quality keys (against the truth, where the data has it; val is what the paper reports):
-    ``pseudo/seg_F_v``..., after PLD ``pseudo/pld_seg_F_v``...; ``pseudo/train_...`` on train.
+    ``pseudo/seg_F_v``..., after PLD ``pseudo/pld_seg_F_v``... (a modality PLD does not refine
+    keeps its PLG figures there); ``pseudo/train_...`` on train; :data:`QUALITY_KEY`.
     """
-    t = data["train"].audio.shape[1]
-    if cfg.variant == "han":
-        return pl.weak_as_segments(data["train"].labels, t), {}
     if cfg.teacher == "truth":
         labels = {s: pl.truth_labels(data[s], s) for s in ("train", "val")}
     else:
@@ -191,12 +292,14 @@ def make_labels(cfg: Config, data_path, data: dict, dev: torch.device
                **pl.quality(labels["train"], data["train"], "pseudo/train_"),
                **pl.summary(labels["train"])}
     if cfg.variant != "full":
-        return labels["train"], metrics
+        return labels["train"], {**metrics, **final_quality(metrics, "pseudo/")}
     probs = first_stage(cfg, data_path, data, labels, dev)
     refined = {s: refine(cfg, probs, s, labels[s]) for s in ("train", "val")}
     metrics.update(pl.quality(refined["val"], data["val"], "pseudo/pld_"))
     metrics.update(pl.quality(refined["train"], data["train"], "pseudo/pld_train_"))
-    return refined["train"], metrics
+    metrics.update({f"pseudo/pld_flipped_{pl.SHORT[m]}": float((refined["train"][m] != labels["train"][m]).sum())
+                    for m in MODALITIES})
+    return refined["train"], {**metrics, **final_quality(metrics, "pseudo/pld_")}
 
 
 def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
@@ -217,6 +320,10 @@ def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
     dev = cd.resolve_device(device)
     seed = set_seed(cfg.seed)
     data = bb.load_data(cfg, data_path, dev)
+    if cfg.variant == "han":  # row (1): HAN's own objective on the smoothed weak labels (Eq. 2)
+        result, _ = bb.train_backbone(cfg, data, dev, bb.weak_targets(cfg, data["train"]),
+                                      reporter=reporter, resume_state=resume_state)
+        return result
     seg_labels, quality = make_labels(cfg, data_path, data, dev)
     set_seed(seed)  # the first stage drew numbers: start the final model from the seed's state
     result, _ = train_ple(cfg, data, seg_labels, dev, reporter=reporter, resume_state=resume_state,

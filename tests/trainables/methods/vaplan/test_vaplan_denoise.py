@@ -1,4 +1,4 @@
-"""VAPLAN PLD (pseudo-label denoising) against a plain per-video reference."""
+"""VAPLAN PLD (pseudo-label denoising) against a plain per-video reference, and its mu = 0 case."""
 
 from __future__ import annotations
 
@@ -28,8 +28,9 @@ def _reference(P, Y, k, alpha):
             col = [_bce(float(P[i, s, j]), float(Y[i, s, j])) for s in range(t)]
             kk = min(k, t)
             mu = sum(sorted(col)[:kk]) / kk
+            threshold = alpha * mu if mu > 0 else math.log(2)  # mu = 0: only contradicted labels
             for s in range(t):
-                if col[s] > alpha * mu:
+                if col[s] > threshold:
                     out[i, s, j] = not Y[i, s, j]
     return out
 
@@ -76,12 +77,37 @@ def test_tie_at_zero_loss_does_not_flip():
     Y[0, 2:7, 0] = True
     P = Y.astype(np.float32)
     assert (denoise.denoise_pseudo_labels(P, Y, 5, 30.0).numpy() == Y).all()
-    # mu = 0 with one entry of positive loss: only that entry flips (strictly above 30 * 0).
-    P[0, 8, 0] = 0.5
+    # mu = 0: the threshold is ln 2, the loss at P = 0.5. P = 0.5 ties (stays); P = 0.4 on a 0
+    # agrees with it (stays, although its loss is positive); P = 0.6 on a 0 contradicts it (flips).
+    P[0, 8, 0], P[0, 9, 0], P[0, 0, 0] = 0.5, 0.4, 0.6
     got = denoise.denoise_pseudo_labels(P, Y, 5, 30.0).numpy()
     expect = Y.copy()
-    expect[0, 8, 0] = True
+    expect[0, 0, 0] = True
     assert (got == expect).all()
+
+
+def test_mu_zero_does_not_flip_correct_labels():
+    """The bf16 case: a confident first stage whose P rounds to exactly 1.0 on its best segments
+    (mu = 0). Every label here is correct (it is the truth) and the model agrees with all of them;
+    the rule as stated (``M > alpha * 0``) would flip every one with a positive loss."""
+    truth = np.zeros((1, 10, 2), bool)
+    truth[0, :7, 0] = True            # class 0 present in 7 segments
+    truth[0, 3:5, 1] = True           # class 1 present in 2
+    p32 = np.where(truth, 0.9995, 0.0004).astype(np.float32)
+    p32[0, 5:7, 0] = 0.97             # two present segments fitted less tightly
+    pbf = torch.tensor(p32).to(torch.bfloat16).float()  # what a bf16 forward hands over
+    assert (pbf[0, :5, 0] == 1.0).all()  # the five best losses are exactly 0: mu_0 = 0
+    m = denoise.pseudo_label_losses(pbf, truth)
+    assert float(m[0, :, 0].topk(5, largest=False).values.mean()) == 0.0 and float(m[0, 5, 0]) > 0
+    assert (denoise.denoise_pseudo_labels(pbf, truth, 5, 30.0).numpy() == truth).all()
+    # The stated rule, for contrast: threshold alpha * mu = 0 flips the positive-loss entries.
+    stated = torch.tensor(truth) & (m > 30.0 * m.topk(5, dim=1, largest=False).values.mean(1, keepdim=True))
+    assert stated[0, 5:7, 0].all()
+    # A label the model contradicts still flips at mu = 0 (here a missed segment of class 0).
+    wrong = truth.copy()
+    wrong[0, 6, 0] = False
+    got = denoise.denoise_pseudo_labels(pbf, wrong, 5, 30.0).numpy()
+    assert (got == truth).all()
 
 
 def test_only_video_level_pseudo_label_classes_are_considered():
@@ -117,3 +143,4 @@ def test_bad_arguments():
 def test_paper_settings():
     assert (denoise.K_VISUAL, denoise.ALPHA_VISUAL) == (5, 30.0)
     assert (denoise.K_AUDIO, denoise.ALPHA_AUDIO) == (6, 400.0)
+    assert denoise.MU_ZERO_LOSS == pytest.approx(math.log(2))

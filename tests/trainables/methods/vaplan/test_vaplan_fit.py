@@ -62,11 +62,78 @@ def test_variants_report_their_quality_keys_and_differ(tiny):
         for k in ("seg_F_v", "event_F_v", "seg_F_a", "event_F_a", "video_precision_v", "video_precision_a"):
             assert 0 < r[f"pseudo/{k}"] <= 100, (v, k)
         assert ("pseudo/pld_seg_F_v" in r) == (v == "full")
+        # The sweep's criterion: the mean segment F of the labels the final model trains on.
+        pre = "pseudo/pld_" if v == "full" else "pseudo/"
+        assert r[vt.QUALITY_KEY] == pytest.approx((r[f"{pre}seg_F_v"] + r[f"{pre}seg_F_a"]) / 2)
+    assert res["full"][vt.QUALITY_KEY] != res["richness"][vt.QUALITY_KEY]  # PLD moved the visual half
     # The same PLG labels whatever the loss; different losses train different models.
     assert res["video"]["pseudo/seg_F_v"] == res["richness"]["pseudo/seg_F_v"] == res["full"]["pseudo/seg_F_v"]
     losses = {v: r["train/loss"] for v, r in res.items()}
     assert len(set(losses.values())) == 4, losses
     assert res["full"]["pseudo/pld_train_seg_F_v"] != res["full"]["pseudo/train_seg_F_v"]
+
+
+def test_default_pld_leaves_the_audio_labels_unchanged(tiny):
+    """The paper's final setup refines the visual pseudo labels only; ``pld_both`` (its ablation)
+    refines the audio ones too, with the audio K/alpha."""
+    data = {s: load_avvp(tiny, s) for s in ("train", "val", "test")}
+    cpu = torch.device("cpu")
+    cfg = _cfg(variant="full", pld_alpha_v=2.0, pld_alpha_a=2.0)
+    assert cfg.pld_modalities == ("visual",) and vt.Config.from_preset("paper") == vt.Config()
+    scores = pl.teacher_scores(cfg, tiny, data)
+    plg = pl.plg(cfg, scores["train"], data["train"].labels)
+    got, q = vt.make_labels(cfg, tiny, data, cpu)
+    assert torch.equal(got["audio"], plg["audio"]) and q["pseudo/pld_flipped_a"] == 0
+    assert not torch.equal(got["visual"], plg["visual"]) and q["pseudo/pld_flipped_v"] > 0
+    assert q["pseudo/pld_seg_F_a"] == q["pseudo/seg_F_a"] and q["pseudo/pld_train_seg_F_a"] == q["pseudo/train_seg_F_a"]
+    both = vt.Config.from_preset("pld_both", **{k: getattr(cfg, k) for k in ("epochs", "stage1_epochs",
+                                 "batch_size", "d_model", "seed", "pld_alpha_v", "pld_alpha_a")})
+    got2, q2 = vt.make_labels(both, tiny, data, cpu)
+    assert both.pld_modalities == ("visual", "audio") and (both.pld_k_a, both.pld_alpha_a) == (6, 2.0)
+    assert torch.equal(got2["visual"], got["visual"])  # the same first stage, the same visual PLD
+    assert not torch.equal(got2["audio"], plg["audio"]) and q2["pseudo/pld_flipped_a"] > 0
+    assert vt.Config.from_preset("pld_both").pld_alpha_a == 400.0
+
+
+def test_row1_is_han_with_eq2_label_smoothing(tiny, monkeypatch):
+    """Table 5 row (1) is HAN trained on the weak labels smoothed as in Eq. 2 (HAN's visual 0.9,
+    audio none): the same run as the HAN method with those settings, and not the hard labels."""
+    from trainables.methods.han import train as han
+    from trainables.tasks.avvp import backbone as bb
+
+    cfg = _cfg(variant="han")
+    assert (cfg.smooth_a, cfg.smooth_v) == (1.0, 0.9)
+    seen = {}
+    real = bb.train_backbone
+
+    def spy(c, data, dev, targets, **kw):
+        seen["targets"], seen["y"] = targets, data["train"].labels
+        return real(c, data, dev, targets, **kw)
+
+    monkeypatch.setattr(bb, "train_backbone", spy)
+    row1 = vt.fit(cfg, tiny, device="cpu")
+    y_a, y_v = seen["targets"]
+    assert torch.equal(y_a, seen["y"]) and torch.allclose(y_v, 0.9 * seen["y"] + 0.05)
+    same = {k: getattr(cfg, k) for k in ("epochs", "batch_size", "lr", "d_model", "seed", "smooth_a", "smooth_v")}
+    assert _untimed(han.fit(han.Config(**same), tiny, device="cpu")) == _untimed(row1)
+    hard = vt.fit(_cfg(variant="han", smooth_v=1.0), tiny, device="cpu")
+    assert hard["train/loss"] != row1["train/loss"]
+
+
+def test_first_stage_predicts_in_float32_whatever_the_autocast(tiny):
+    from trainables.tasks.avvp import backbone as bb
+    from trainables.tasks.avvp import eval as ae
+
+    torch.manual_seed(0)
+    cfg = _cfg()
+    split = load_avvp(tiny, "val")
+    model = bb.build_model(cfg, split, torch.device("cpu"))
+    want = vt.frame_probs_float32(model, split, with_ca=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got = vt.frame_probs_float32(model, split, with_ca=True)
+        rounded = model.eval()(*ae.batch_inputs(split, slice(None), torch.device("cpu")), with_ca=True).frame_prob
+    assert got.dtype == torch.float32 and torch.equal(got, want)
+    assert not torch.equal(rounded.float(), want)  # a bf16 forward would have rounded P
 
 
 def test_first_stage_is_shared_by_trials_that_differ_only_in_pld(tiny):
@@ -75,6 +142,9 @@ def test_first_stage_is_shared_by_trials_that_differ_only_in_pld(tiny):
     mid = set((cache_root() / "vaplan-stage1").glob("*.pt"))
     assert len(mid - before) == 1
     b = vt.fit(_cfg(variant="full", seed=5, pld_alpha_v=3.0, pld_k_v=2), tiny, device="cpu")
+    vt.fit(_cfg(variant="full", seed=5, pld_modalities=("visual", "audio"), pld_alpha_a=9.0), tiny, device="cpu")
+    # The simulated teacher has no prompts: the same labels, so the same first stage.
+    vt.fit(_cfg(variant="full", seed=5, prompt_v="VP3"), tiny, device="cpu")
     assert set((cache_root() / "vaplan-stage1").glob("*.pt")) == mid  # reused, not retrained
     assert a["pseudo/seg_F_v"] == b["pseudo/seg_F_v"]  # same PLG labels
     assert a["pseudo/pld_seg_F_v"] != b["pseudo/pld_seg_F_v"]  # a stronger PLD flips more
@@ -96,7 +166,8 @@ def test_resume_equals_uninterrupted(tiny, tmp_path):
 @pytest.mark.parametrize("bad, needle", [
     ({"variant": "row9"}, "variant must be one of"), ({"tau_v": 1.5}, "tau_v must be in [0, 1]"),
     ({"pld_k_v": 0}, "pld_k_v must be >= 1"), ({"prompt_v": "AP2"}, "prompt_v must be one of"),
-    ({"lr": 0.0}, "lr must be > 0"),
+    ({"lr": 0.0}, "lr must be > 0"), ({"pld_modalities": ()}, "pld_modalities must be a non-empty subset"),
+    ({"pld_modalities": ("visual", "video")}, "pld_modalities must be a non-empty subset"),
 ])
 def test_bad_config_is_rejected(bad, needle):
     with pytest.raises(ValueError, match=needle.replace("[", r"\[").replace("]", r"\]")):
