@@ -6,14 +6,14 @@ Pipeline (from the paper; paper first, official-code behaviour as named options)
    train-set audio/visual probabilities are cached on disk, keyed by the data fingerprint, the
    estimator config and the seed (:func:`ensure_estimator`), so a sweep over ``theta`` trains it
    once.
-2. **Noise ratios** (Eq. 1, :func:`estimate_noise_ratios`): for class ``c``,
+2. **Noise ratios** (Eq. 1, ``estimate_noise_ratios``): for class ``c``,
    ``r[c] = #{i : y[i,c] = 1 and p[i,c] / mean_j p[j,c] < theta} / #{i : y[i,c] = 1}`` with the
    mean over all training videos (``theta_a`` audio, ``theta_v`` visual).
-   ``ratio_mode="official"`` (:func:`estimate_noise_ratios_official`) multiplies the probability
+   ``ratio_mode="official"`` (``estimate_noise_ratios_official``) multiplies the probability
    by the smoothed label before dividing, and divides by the mean over batches of each batch's
    mean of the raw probability.
 3. **Denoising training** (Algorithm 1): per batch, a no-grad forward with the cross-attention
-   skipped gives per-label BCE losses ``L_a``, ``L_v``; :func:`select_noisy` marks labels to
+   skipped gives per-label BCE losses ``L_a``, ``L_v``; ``select_noisy`` marks labels to
    remove from ``y_a``/``y_v``; the full model (cross-attention on) trains on ``y, y_a, y_v``.
    The probe runs in eval mode (ours: no dropout noise in the ranking) or, with
    ``probe_train_mode`` (official code), in training mode. Under torch.distributed the losses
@@ -23,18 +23,19 @@ Pipeline (from the paper; paper first, official-code behaviour as named options)
 5. "w/ CL": the audio-visual contrastive term of MA (:func:`contrastive_loss`, ``cl_weight``),
    in the estimator and in the denoising stage, as the official code does.
 
+The estimator, the ratios and the selection are :mod:`trainables.tasks.avvp.label_denoising`'s
+(CMPAE denoises the same way); this module keeps JoMoLD's config and its use of them.
+
 ``Config.from_preset("official")`` sets every official-code behaviour at once; see
 :data:`PRESETS` for which settings the paper states and which only the official code has.
 """
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 import os
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -43,19 +44,19 @@ from trainables.tasks.avvp import backbone as bb
 from trainables.core import dist as cd
 from trainables.core import loop as tc
 from trainables.tasks.avvp import eval as ae
-from trainables.data.format import fingerprint
-from trainables.tasks.avvp.han import han_loss, per_label_bce
+from trainables.tasks.avvp import label_denoising as ld
+from trainables.tasks.avvp.han import han_loss
 from trainables.core.config import check_fields, from_preset
 from trainables.core.seed import set_seed
-from trainables.core.stage_cache import cached_stage, stage_key
-from trainables.methods.jomold.denoise import (estimate_noise_ratios, estimate_noise_ratios_official,
-                                               select_noisy, warmup_factor)
+# The denoising pieces live in the AVVP task (CMPAE shares them); these names stay importable here.
+from trainables.tasks.avvp.label_denoising import (OFFICIAL_ESTIMATOR_WEIGHTS, EstimatorPreds,
+                                                   estimate_noise_ratios_official,
+                                                   oracle_noise_ratios, select_batch, warmup_factor)
 
 log = logging.getLogger(__name__)
 
-# (video, audio, visual) BCE weights of the official code: its estimator weighs the three
-# terms equally, its denoising stage doubles the audio term.
-OFFICIAL_ESTIMATOR_WEIGHTS = (1.0, 1.0, 1.0)
+# (video, audio, visual) BCE weights of the official code's denoising stage: it doubles the audio
+# term (its estimator weighs the three equally: ``ld.OFFICIAL_ESTIMATOR_WEIGHTS``).
 OFFICIAL_LOSS_WEIGHTS = (1.0, 2.0, 1.0)
 
 # Named bundles of settings (Config.from_preset). The paper states theta, the warm-up, the
@@ -125,164 +126,45 @@ class Config(bb.BackboneConfig):
 
 
 # --------------------------------------------------------------------------------------------
-# The cached noise estimator
+# The cached noise estimator (trainables.tasks.avvp.label_denoising) for a JoMoLD config
 # --------------------------------------------------------------------------------------------
-
-@dataclass
-class EstimatorPreds:
-    """Cached train-split predictions of the noise estimator.
-
-    Attributes:
-        path: Cache file.
-        key: Cache key (data fingerprint + estimator config + seed).
-        p_a: (N, C) audio probabilities (float32, CPU).
-        p_v: (N, C) visual probabilities.
-        video_ids: Train video ids, in the stored order.
-        metrics: The estimator's own selected-epoch metrics.
-    """
-
-    path: Path
-    key: str
-    p_a: torch.Tensor
-    p_v: torch.Tensor
-    video_ids: list[str]
-    metrics: dict[str, float]
-
 
 def estimator_config(cfg: Config) -> bb.BackboneConfig:
     """The HAN config of the noise estimator: ``cfg``'s HAN fields, cross-attention off, trained
-    for ``estimator_epochs``."""
-    base = {f.name: getattr(cfg, f.name) for f in dataclasses.fields(bb.BackboneConfig)}
-    base.update(epochs=cfg.estimator_epochs, with_ca=False)
-    est = bb.BackboneConfig(**base)
-    if cfg.loss_preset == "official":
-        est.w_video, est.w_audio, est.w_visual = OFFICIAL_ESTIMATOR_WEIGHTS
-    return est
+    for ``estimator_epochs`` (with the official code's equal loss weights under
+    ``loss_preset="official"``)."""
+    return ld.estimator_config(cfg, cfg.estimator_epochs,
+                               official_weights=cfg.loss_preset == "official")
 
 
 def estimator_key(cfg: Config, data_path) -> str:
     """Cache key: data fingerprint, estimator config (seed included)."""
-    est = dataclasses.asdict(estimator_config(cfg))
-    # feature storage does not change what is learned enough to retrain; keep it out of the key.
-    est.pop("feature_dtype", None)
-    return stage_key({"data": fingerprint(data_path), "estimator": est})
+    return ld.estimator_key(estimator_config(cfg), data_path)
 
 
 def ensure_estimator(cfg: Config, data_path, device: str | torch.device | None = None, *,
                      cache_dir: str | os.PathLike | None = None, data: dict | None = None,
-                     reporter: tc.Reporter | None = None) -> EstimatorPreds:
-    """Returns the noise estimator's train-split predictions, training it only if not cached.
-
-    The cache is :func:`trainables.core.stage_cache.cached_stage` (``estimators/<key>.pt``).
-
-    Args:
-        cfg: JoMoLD config (its HAN fields, ``estimator_epochs`` and ``seed`` define the estimator).
-        data_path: AVVP data set.
-        device: Torch device.
-        cache_dir: Override of the cache directory.
-        data: Already-resident splits (from ``bb.load_data``), to avoid reloading.
-        reporter: Optional reporter for the estimator's epochs.
-
-    Returns:
-        The :class:`EstimatorPreds`.
-    """
-    est_cfg = estimator_config(cfg)
-
-    def train() -> dict[str, Any]:
-        dev = cd.resolve_device(device)
-        splits = data if data is not None else bb.load_data(est_cfg, data_path, dev)
-        # The estimator's test scores are not needed: skip the test pass.
-        metrics, model = bb.train_backbone(est_cfg, splits, dev, bb.weak_targets(est_cfg, splits["train"]),
-                                            reporter=reporter, test=False)
-        probs = ae.predict(model, splits["train"], with_ca=False)
-        return {"p_a": probs["a_prob"].float().cpu(), "p_v": probs["v_prob"].float().cpu(),
-                "video_ids": list(splits["train"].video_ids), "metrics": dict(metrics),
-                "config": dataclasses.asdict(est_cfg)}
-
-    key = estimator_key(cfg, data_path)
-    d, path = cached_stage("estimators", key, train, cache_dir=cache_dir)
-    return EstimatorPreds(path, key, d["p_a"], d["p_v"], list(d["video_ids"]), dict(d["metrics"]))
+                     reporter: tc.Reporter | None = None) -> ld.EstimatorPreds:
+    """The noise estimator's train-split predictions for ``cfg`` (:func:`ld.ensure_estimator`:
+    trained only if not cached); JoMoLD's ``prepare`` hook."""
+    return ld.ensure_estimator(estimator_config(cfg), data_path, device, cache_dir=cache_dir,
+                               data=data, reporter=reporter)
 
 
-def oracle_noise_ratios(train: Any) -> tuple[torch.Tensor, torch.Tensor]:
-    """True per-class noise ratios of a split with hidden truth (``ratio_mode="oracle"``).
-
-    Classes without a positive weak label get ratio 0 (nothing to remove).
-
-    Raises:
-        ValueError: The split has no hidden truth (real LLP).
-    """
-    if not train.has_truth:
-        raise ValueError("ratio_mode='oracle' needs a data set with hidden truth (LLP-sim)")
-    from trainables.tasks.avvp.denoise import true_noise_ratio
-
-    lab = (train.labels > 0).cpu().numpy()
-    out = []
-    for true in train.modality_truth():
-        r = true_noise_ratio(lab, true.cpu().numpy())
-        out.append(torch.from_numpy(r).nan_to_num(0.0).double())
-    return out[0], out[1]
-
-
-def noise_ratios(cfg: Config, est: EstimatorPreds, labels: torch.Tensor, train: Any = None
+def noise_ratios(cfg: Config, est: ld.EstimatorPreds, labels: torch.Tensor, train: Any = None
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ratios for ``cfg.ratio_mode`` from the estimator's predictions (or, for ``"oracle"``, from
     ``train``'s hidden truth)."""
     if cfg.ratio_mode == "oracle":
         return oracle_noise_ratios(train)
-    p_a, p_v, y = est.p_a, est.p_v, labels.cpu()
-    if cfg.ratio_mode == "official":
-        return estimate_noise_ratios_official(p_a, p_v, y, cfg.theta_a, cfg.theta_v,
-                                              smooth_a=cfg.smooth_a, smooth_v=cfg.smooth_v,
-                                              batch_size=cfg.ratio_batch_size)
-    return estimate_noise_ratios(p_a, p_v, y, cfg.theta_a, cfg.theta_v)
+    return ld.estimator_ratios(cfg.ratio_mode, est, labels, cfg.theta_a, cfg.theta_v,
+                               smooth_a=cfg.smooth_a, smooth_v=cfg.smooth_v,
+                               batch_size=cfg.ratio_batch_size)
 
 
 # --------------------------------------------------------------------------------------------
 # Training
 # --------------------------------------------------------------------------------------------
-
-def select_batch(model: torch.nn.Module, inputs: tuple[torch.Tensor, ...], y_local: torch.Tensor,
-                 y_global: torch.Tensor, ratio_a: torch.Tensor, ratio_v: torch.Tensor, *,
-                 targets: tuple[torch.Tensor, torch.Tensor] | None = None,
-                 train_mode: bool = False) -> tuple[torch.Tensor, torch.Tensor]:
-    """Algorithm 1's selection for one global batch.
-
-    A no-grad forward with the cross-attention skipped on this rank's rows gives per-label BCE
-    losses against the modality targets; they are all-gathered (rank order = global batch order)
-    and :func:`select_noisy` ranks them over the *global* batch, so every rank gets the same
-    answer whatever the number of ranks. Eval mode (the default) keeps dropout out of the
-    selection; ``train_mode`` runs it with dropout on, as the official code does.
-
-    Args:
-        model: The model in training (plain or DDP-wrapped).
-        inputs: ``(audio, visual, motion)`` of this rank's rows, which must be its
-            :func:`trainables.core.loop.shard_slice` of the global batch.
-        y_local: (b, C) weak labels of this rank's rows.
-        y_global: (B, C) weak labels of the whole global batch.
-        ratio_a: (C,) audio ratios (already scaled by the warm-up factor).
-        ratio_v: (C,) visual ratios.
-        targets: ``(y_a, y_v)`` of this rank's rows that the losses are taken against (the
-            smoothed labels the model trains on; default ``y_local`` for both).
-        train_mode: Probe in training mode (dropout on).
-
-    Returns:
-        ``(remove_a, remove_v)``, boolean (B, C) over the global batch.
-    """
-    raw = cd.unwrap(model)
-    was_training = raw.training
-    raw.train(train_mode)
-    try:
-        with torch.no_grad(), cd.autocast(y_local.device):
-            probe = raw(*inputs, with_ca=False)
-    finally:
-        raw.train(was_training)
-    sizes = cd.shard_sizes(y_global.shape[0], cd.dist_info()[1])
-    t_a, t_v = targets if targets is not None else (y_local, y_local)
-    la = cd.all_gather_cat(per_label_bce(probe.a_prob, t_a), sizes)
-    lv = cd.all_gather_cat(per_label_bce(probe.v_prob, t_v), sizes)
-    return select_noisy(la, lv, y_global, ratio_a, ratio_v)
-
 
 def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
         resume_state: dict | None = None, device: str | torch.device | None = None,
@@ -358,20 +240,7 @@ def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
         return loss * (info.world / (len(gidx) * n_cls)) + bb.contrastive_term(cfg, out)
 
     def epoch_end(epoch: int) -> dict[str, float]:
-        m: dict[str, float] = {
-            "denoise/removed_frac_a": float(removed["a"].sum() / y.sum().clamp(min=1)),
-            "denoise/removed_frac_v": float(removed["v"].sum() / y.sum().clamp(min=1)),
-        }
-        if train.has_truth:
-            from trainables.tasks.avvp.denoise import denoise_quality, noise_ratio_mae
-
-            lab = (y > 0).cpu().numpy()
-            true_a, true_v = (t.cpu().numpy() for t in train.modality_truth())
-            m.update({k: float(v) for k, v in denoise_quality(
-                removed["a"].cpu().numpy(), removed["v"].cpu().numpy(), lab, true_a,
-                true_v).items()})
-            m.update({k: float(v) for k, v in noise_ratio_mae(
-                ratio_a.cpu().numpy(), ratio_v.cpu().numpy(), lab, true_a, true_v).items()})
+        m = ld.denoise_epoch_metrics(removed, ratio_a, ratio_v, train)
         removed["a"].zero_()
         removed["v"].zero_()
         return m

@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 import torch
 
-from trainables.methods.jomold.denoise import (estimate_noise_ratios, estimate_noise_ratios_official,
-                               select_noisy, warmup_factor)
+from trainables.tasks.avvp.label_denoising import (estimate_noise_ratios,
+                                                   estimate_noise_ratios_official, select_noisy,
+                                                   warmup_factor)
 
 
 def ref_select(la, lv, labels, ra, rv):
