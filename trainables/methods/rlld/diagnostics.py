@@ -6,18 +6,16 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
+from torch import nn
 
 from trainables.core.dist import autocast
 from trainables.methods.rlld.agent import revise_labels
 from trainables.methods.rlld.rewards import guard_all_removed
 from trainables.tasks.avvp.data import AVVPSplit
 from trainables.tasks.avvp.eval import batch_inputs
-
-if TYPE_CHECKING:
-    from trainables.methods.rlld.learner import Learner
 
 
 @dataclass
@@ -108,15 +106,16 @@ def noise_auc(keep_p: torch.Tensor, noisy: torch.Tensor) -> float:
 
 
 @torch.no_grad()
-def greedy_removals(learner: Learner, split: AVVPSplit, chunk: int = 1024
+def greedy_removals(agent: nn.Module, split: AVVPSplit, all_removed: str, chunk: int = 1024
                     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The agent's deterministic decisions (keep iff p >= 0.5) over a split.
+    """The agent's deterministic decisions (keep iff p >= 0.5) over a split, with the
+    all-removed rule ``all_removed`` (the config's).
 
     Returns:
         ``(removed_a, removed_v, p_a, p_v)``: bool (N, C) removals (after the all-removed
         guard) and the keep probabilities.
     """
-    agent, dev = learner.agent, learner.device
+    dev = split.labels.device
     agent.eval()
     ra, rv, pa, pv = [], [], [], []
     for s in range(0, len(split), chunk):
@@ -128,7 +127,7 @@ def greedy_removals(learner: Learner, split: AVVPSplit, chunk: int = 1024
         keep_a = (out.p_a >= 0.5).float()
         keep_v = (out.p_v >= 0.5).float()
         rev_a, rev_v, _, _ = guard_all_removed(y, revise_labels(keep_a, y),
-                                               revise_labels(keep_v, y), learner.cfg.all_removed)
+                                               revise_labels(keep_v, y), all_removed)
         ra.append((y > 0.5) & (rev_a < 0.5))
         rv.append((y > 0.5) & (rev_v < 0.5))
         pa.append(out.p_a.float())
@@ -137,14 +136,13 @@ def greedy_removals(learner: Learner, split: AVVPSplit, chunk: int = 1024
     return torch.cat(ra), torch.cat(rv), torch.cat(pa), torch.cat(pv)
 
 
-def denoise_scores(learner: Learner, removals=None) -> dict[str, float]:
-    """``denoise/...`` and ``noise_ratio/...`` of the greedy policy against train truth, and the
-    ``rlld/`` keep-probability figures (``removals``: a :func:`greedy_removals` result to score
-    instead, for tests)."""
+def denoise_scores(agent: nn.Module, tr: AVVPSplit, all_removed: str, removals=None) -> dict[str, float]:
+    """``denoise/...`` and ``noise_ratio/...`` of the agent's greedy policy on the train split
+    ``tr`` against its truth, and the ``rlld/`` keep-probability figures (``removals``: a
+    :func:`greedy_removals` result to score instead, for tests)."""
     from trainables.tasks.avvp.denoise import denoise_quality, noise_ratio_mae
 
-    tr = learner.train
-    ra, rv, pa, pv = removals if removals is not None else greedy_removals(learner, tr)
+    ra, rv, pa, pv = removals if removals is not None else greedy_removals(agent, tr, all_removed)
     labels = tr.labels > 0.5
     true_a = tr.gt_audio.bool().any(dim=1)
     true_v = tr.gt_visual.bool().any(dim=1)

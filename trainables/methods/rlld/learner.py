@@ -41,7 +41,6 @@ import contextlib
 import copy
 import time
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -52,42 +51,13 @@ from trainables.core.loop import make_optimizer
 from trainables.methods.rlld import updates
 from trainables.methods.rlld.agent import action_log_prob, build_agent, revise_labels, sample_actions
 from trainables.methods.rlld.baselines import MovingAverageBaseline, VectorBaseline
-from trainables.methods.rlld.batches import episodes, overlapping_batches
+from trainables.methods.rlld.batches import EpisodeRecord, StepRecord, episodes, overlapping_batches
 from trainables.methods.rlld.config import Config
 from trainables.methods.rlld.diagnostics import EpochStats, epoch_metrics
 from trainables.methods.rlld.evaluator import CF_PREFIX, Evaluator, build_task_model
 from trainables.methods.rlld.rewards import guard_all_removed, known_rewards
 from trainables.tasks.avvp.data import AVVPSplit
 from trainables.tasks.avvp.eval import batch_inputs, smooth
-
-
-@dataclass
-class StepRecord:
-    """One state of an episode: everything that defines its log pi(a | s) and known rewards."""
-
-    idx: torch.Tensor  # (B,) rows of the train split (the state)
-    act_a: torch.Tensor  # (B, C) actions
-    act_v: torch.Tensor
-    undone_a: torch.Tensor  # (B,) bool: the all-removed rule undid this modality's actions
-    undone_v: torch.Tensor
-    r_known_a: torch.Tensor  # (B,) inter-rewards, or all_removed_reward for undone videos
-    r_known_v: torch.Tensor
-    rng: tuple[torch.Tensor, torch.Tensor | None]  # CPU / CUDA RNG before the acting forward
-    p_a: torch.Tensor  # (B, C) acting keep probabilities (for checks)
-    p_v: torch.Tensor
-
-
-@dataclass
-class EpisodeRecord:
-    """What episode t keeps until its reward arrives."""
-
-    episode: int
-    steps: list[StepRecord]
-    base_a: Any  # baselines at acting time: float, or (C,)/(1,) tensors for element-wise credit
-    base_v: Any
-    version: int  # agent updates applied before acting
-    params: dict[str, torch.Tensor] | None  # acting parameters (None: reuse the live agent)
-    submitted_at: float
 
 
 class Learner:
@@ -294,6 +264,11 @@ class Learner:
         """Episode ``rec``'s agent update from its validation result."""
         grads, obj, (rt_a, rt_v) = updates.episode_update(self, rec, metrics)
         self._step_agent(rec, grads, metrics, rt_a, rt_v, obj)
+
+    @property
+    def labels(self) -> torch.Tensor:
+        """The train split's weak labels (what an agent update reads)."""
+        return self.train.labels
 
     def acting_agent(self, rec: EpisodeRecord) -> nn.Module:
         """The agent with ``rec``'s acting parameters: the live one, or the shadow copy loaded

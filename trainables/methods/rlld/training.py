@@ -77,7 +77,7 @@ def fit(cfg: Config, data_path, *, reporter: tc.Reporter | None = None,
 
         def epoch_end_fn(epoch: int) -> dict[str, float]:
             if cfg.denoise_metrics and data["train"].has_truth:
-                return denoise_scores(learner)
+                return denoise_scores(learner.agent, learner.train, cfg.all_removed)
             return {}
 
         result = tc.fit_loop(

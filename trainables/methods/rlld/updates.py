@@ -16,19 +16,40 @@ a time so that only one step's graph is alive. Two reward layouts:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import torch
 
+from trainables.methods.rlld.batches import EpisodeRecord
+from trainables.methods.rlld.config import Config
 from trainables.methods.rlld.evaluator import counterfactual_metrics
 from trainables.methods.rlld.rewards import (class_terminal_reward, reinforce_loss,
                                              terminal_reward, video_rewards)
 
-if TYPE_CHECKING:
-    from trainables.methods.rlld.learner import EpisodeRecord, Learner
+
+class UpdateState(Protocol):
+    """What an agent update reads and moves (the learner provides it): the config, device and
+    train labels; whether credit is per (video, class); the reward baselines; the terminal
+    rewards credited to an episode; the agent at the parameters that acted and its log-probs."""
+
+    cfg: Config
+    device: torch.device
+    labels: torch.Tensor
+    elementwise: bool
+    base_a: Any
+    base_v: Any
+    vbase_a: Any
+    vbase_v: Any
+
+    def credited_terminal(self, episode: int, t_a: Any, t_v: Any) -> tuple[Any, Any]: ...
+
+    def acting_agent(self, rec: EpisodeRecord) -> torch.nn.Module: ...
+
+    def policy_log_probs(self, rec: EpisodeRecord, k: int, *, reduce: bool = True,
+                         agent: torch.nn.Module | None = None) -> tuple: ...
 
 
-def episode_update(learner: Learner, rec: EpisodeRecord, metrics: Mapping[str, float]
+def episode_update(learner: UpdateState, rec: EpisodeRecord, metrics: Mapping[str, float]
                    ) -> tuple[list[torch.Tensor | None], float, tuple[float, float]]:
     """The agent gradient of episode ``rec`` from its validation result.
 
@@ -42,7 +63,7 @@ def episode_update(learner: Learner, rec: EpisodeRecord, metrics: Mapping[str, f
     return _scalar_update(learner, rec, metrics)
 
 
-def _known(learner: Learner, rec: EpisodeRecord, mod: str
+def _known(learner: UpdateState, rec: EpisodeRecord, mod: str
            ) -> list[tuple[torch.Tensor, torch.Tensor]]:
     """Per step ``(known, undone)`` of modality ``mod`` as the credit sees them: with
     ``inter_aggregate="episode"`` every video carries the episode's mean known reward and nothing
@@ -60,7 +81,7 @@ def _add(total, grads):
     return [t if g is None else (g if t is None else t + g) for t, g in zip(total, grads)]
 
 
-def _credited_levels(learner: Learner, rec: EpisodeRecord, metrics: Mapping[str, float], levels):
+def _credited_levels(learner: UpdateState, rec: EpisodeRecord, metrics: Mapping[str, float], levels):
     """The terminal rewards credited to ``rec``: ``levels(metrics)`` minus the counterfactual's,
     or (``terminal_delta``) the change since the previous evaluation, or the level itself."""
     t_a, t_v = levels(metrics)
@@ -70,7 +91,7 @@ def _credited_levels(learner: Learner, rec: EpisodeRecord, metrics: Mapping[str,
     return learner.credited_terminal(rec.episode, t_a, t_v)
 
 
-def _scalar_update(learner: Learner, rec: EpisodeRecord, metrics: Mapping[str, float]):
+def _scalar_update(learner: UpdateState, rec: EpisodeRecord, metrics: Mapping[str, float]):
     cfg = learner.cfg
     rt = terminal_reward(metrics, cfg)
     ct_a, ct_v = _credited_levels(learner, rec, metrics, lambda m: terminal_reward(m, cfg))
@@ -95,7 +116,7 @@ def _scalar_update(learner: Learner, rec: EpisodeRecord, metrics: Mapping[str, f
     return grads, obj, rt
 
 
-def _elementwise_update(learner: Learner, rec: EpisodeRecord, metrics: Mapping[str, float]):
+def _elementwise_update(learner: UpdateState, rec: EpisodeRecord, metrics: Mapping[str, float]):
     """Per-(video, class) rewards (our credit options).
 
     ``R_ic = R_inter,i + T_c`` (``T_c`` the class's terminal reward with
@@ -105,7 +126,7 @@ def _elementwise_update(learner: Learner, rec: EpisodeRecord, metrics: Mapping[s
     """
     cfg, dev = learner.cfg, learner.device
     rt = terminal_reward(metrics, cfg)
-    c = learner.train.labels.shape[-1]
+    c = learner.labels.shape[-1]
 
     def levels(mt):
         if cfg.terminal_credit == "class":
@@ -123,7 +144,7 @@ def _elementwise_update(learner: Learner, rec: EpisodeRecord, metrics: Mapping[s
     grads = None
     seen: dict[str, list[tuple[torch.Tensor, torch.Tensor]]] = {"a": [], "v": []}
     for k, step in enumerate(rec.steps):
-        y = learner.train.labels[step.idx]
+        y = learner.labels[step.idx]
         mask = (y > 0.5).float()
         lp_a, lp_v, p_a, p_v = learner.policy_log_probs(rec, k, reduce=False, agent=agent)
         loss = torch.zeros((), device=dev)

@@ -342,7 +342,8 @@ def test_sampled_denoising_quality_by_hand(tiny):
     noisy = labels & ~truth_v
     p_v = torch.where(noisy, torch.tensor(0.2), torch.tensor(0.9))
     p_a = torch.full_like(p_v, 0.5)
-    out = denoise_scores(learner, (torch.zeros_like(labels), p_v < 0.5, p_a, p_v))
+    out = denoise_scores(learner.agent, learner.train, learner.cfg.all_removed,
+                         (torch.zeros_like(labels), p_v < 0.5, p_a, p_v))
     n_noisy, n_clean = float(noisy.sum()), float((labels & truth_v).sum())
     want = 0.8 * n_noisy / (0.8 * n_noisy + 0.1 * n_clean)
     assert out["rlld/sampled_precision_v"] == pytest.approx(want)
