@@ -14,6 +14,12 @@ Structure (from the HAN paper):
 * ``cls_dropout`` (official JoMoLD code: 0.5; HAN paper: none): dropout on the visual segment
   features between the hybrid attention layer and the classifier. ``a_feat``/``v_feat`` are the
   features before it, which is where the contrastive term of :func:`contrastive_loss` reads them.
+* Options for HAN-style students of later methods (defaults: HAN's): ``nhead``,
+  ``dim_feedforward``, ``num_layers`` (a stack of hybrid attention layers with their own weights),
+  and ``cross_input``: ``"input"`` (HAN: each modality attends to the other's input of the layer)
+  or ``"updated"`` (the audio stream is updated first and the visual stream attends to the updated
+  audio, as VALOR's official code runs its layers). ``frame_logits`` are the segment logits before
+  the sigmoid (for BCE-with-logits on segment targets).
 """
 
 from __future__ import annotations
@@ -23,6 +29,10 @@ from typing import NamedTuple
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+
+# How the visual stream's cross-attention reads the audio stream within a layer (HAN: "input").
+CROSS_INPUTS = ("input", "updated")
 
 
 class HANOutput(NamedTuple):
@@ -35,6 +45,7 @@ class HANOutput(NamedTuple):
         frame_prob: (B, T, 2, C) segment probabilities, index 0 audio, 1 visual.
         a_feat: (B, T, d) audio segment features after the hybrid attention layer.
         v_feat: (B, T, d) visual segment features after the hybrid attention layer.
+        frame_logits: (B, T, 2, C) segment logits (``frame_prob`` is their sigmoid).
     """
 
     global_prob: torch.Tensor
@@ -43,6 +54,7 @@ class HANOutput(NamedTuple):
     frame_prob: torch.Tensor
     a_feat: torch.Tensor
     v_feat: torch.Tensor
+    frame_logits: torch.Tensor | None = None
 
 
 class HybridAttentionLayer(nn.Module):
@@ -92,19 +104,33 @@ class HAN(nn.Module):
         num_classes: Event classes.
         dropout: Dropout of the hybrid attention layer.
         cls_dropout: Dropout on the visual segment features before the classifier (0 = none).
+        nhead: Attention heads of the hybrid attention layers (HAN: 1).
+        dim_feedforward: Their feed-forward width (default ``d_model``, HAN's).
+        num_layers: Hybrid attention layers, each with its own weights (HAN: 1).
+        cross_input: ``"input"`` (HAN) or ``"updated"`` (visual attends to the updated audio).
     """
 
     def __init__(self, audio_dim: int = 128, visual_dim: int = 2048, motion_dim: int = 512,
                  d_model: int = 512, num_classes: int = 25, dropout: float = 0.1,
-                 cls_dropout: float = 0.0) -> None:
+                 cls_dropout: float = 0.0, *, nhead: int = 1, dim_feedforward: int | None = None,
+                 num_layers: int = 1, cross_input: str = "input") -> None:
         super().__init__()
+        if cross_input not in CROSS_INPUTS:
+            raise ValueError(f"cross_input must be one of {CROSS_INPUTS}, got {cross_input!r}")
+        if num_layers < 1:
+            raise ValueError(f"num_layers must be >= 1, got {num_layers}")
+        self.cross_input = cross_input
         self.cls_drop = nn.Dropout(cls_dropout) if cls_dropout > 0 else nn.Identity()
         self.audio_dim, self.visual_dim, self.motion_dim = audio_dim, visual_dim, motion_dim
         self.fc_a = nn.Linear(audio_dim, d_model)
         self.fc_v = nn.Linear(visual_dim, d_model)
         self.fc_st = nn.Linear(motion_dim, d_model)
         self.fc_fusion = nn.Linear(2 * d_model, d_model)
-        self.hat = HybridAttentionLayer(d_model, 1, d_model, dropout)
+        ff = d_model if dim_feedforward is None else dim_feedforward
+        self.hat = HybridAttentionLayer(d_model, nhead, ff, dropout)
+        # Layers after the first (none for HAN, so its parameter names stay ``hat.*``).
+        self.hat_more = nn.ModuleList(HybridAttentionLayer(d_model, nhead, ff, dropout)
+                                      for _ in range(num_layers - 1))
         self.fc_prob = nn.Linear(d_model, num_classes)
         self.fc_frame_att = nn.Linear(d_model, num_classes)
         self.fc_av_att = nn.Linear(d_model, num_classes)
@@ -133,18 +159,23 @@ class HAN(nn.Module):
         if v.dim() == 4:
             v = v.mean(dim=2)
         x_v = self.fc_fusion(torch.cat([v, self.fc_st(motion)], dim=-1))
-        # The same layer serves both modalities, each attending to the *input* of the other.
-        a_feat = self.hat(x_a, x_v, with_ca)
-        v_feat = self.hat(x_v, x_a, with_ca)
+        # Each layer serves both modalities, each attending to the *input* of the other (HAN), or
+        # the visual stream to the audio stream this layer has just updated ("updated").
+        a_feat, v_feat = x_a, x_v
+        for layer in (self.hat, *self.hat_more):
+            a_new = layer(a_feat, v_feat, with_ca)
+            v_feat = layer(v_feat, a_new if self.cross_input == "updated" else a_feat, with_ca)
+            a_feat = a_new
         x = torch.stack([a_feat, self.cls_drop(v_feat)], dim=2)  # (B, T, 2, d)
-        frame_prob = torch.sigmoid(self.fc_prob(x))
+        frame_logits = self.fc_prob(x)
+        frame_prob = torch.sigmoid(frame_logits)
         frame_att = torch.softmax(self.fc_frame_att(x), dim=1)
         av_att = torch.softmax(self.fc_av_att(x), dim=2)
         temporal_prob = frame_att * frame_prob
         a_prob = temporal_prob[:, :, 0].sum(dim=1)
         v_prob = temporal_prob[:, :, 1].sum(dim=1)
         global_prob = (temporal_prob * av_att).sum(dim=2).sum(dim=1)
-        return HANOutput(global_prob, a_prob, v_prob, frame_prob, a_feat, v_feat)
+        return HANOutput(global_prob, a_prob, v_prob, frame_prob, a_feat, v_feat, frame_logits)
 
 
 def _bce(p: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
