@@ -78,6 +78,11 @@ def add_run_options(p: argparse.ArgumentParser, *, what: str = "trial") -> None:
     g.add_argument("--seed", metavar="S", type=seed, default=0, help="first seed (of every run; of the TPE sampler)")
     g.add_argument("--seeds", metavar="N", type=positive_int("--seeds"), default=1,
                    help="run every configuration under N seeds (seed, seed+1, ...); tables report mean ± std")
+    g.add_argument("--metric", metavar="KEY",
+                   help=f"the validation metric each {what}'s result is read at (its selected epoch) "
+                        "and a sweep optimises, e.g. val/seg_Type (default: the sweep's or the task's)")
+    g.add_argument("--mode", choices=("max", "min"),
+                   help="whether --metric is better high or low (default: the sweep's or the task's)")
     r = p.add_argument_group("resources")
     r.add_argument("--gpus-per-trial", metavar="G", type=nonneg_float("--gpus-per-trial"),
                    help="GPUs per trial (per worker with --workers-per-trial); fractions share a GPU "
@@ -94,7 +99,9 @@ def add_run_options(p: argparse.ArgumentParser, *, what: str = "trial") -> None:
     c.add_argument("--address", metavar="ADDR", help="join a running Ray cluster ('auto' on a cluster node, HOST:PORT, "
                                      "ray://HOST:PORT; default: $RAY_ADDRESS if set, else 'local': a "
                                      "private Ray on 127.0.0.1)")
-    c.add_argument("--mlflow-uri", metavar="URI", help="MLflow tracking URI (default: sqlite:///<cwd>/mlflow.db)")
+    c.add_argument("--mlflow-uri", metavar="URI",
+                   help="MLflow tracking URI (default: $AVTUNE_MLFLOW_URI, else mlflow.db at the root of the "
+                        "avtune checkout holding the working directory, else in the working directory)")
     c.add_argument("--storage", metavar="PATH", default="./ray_results",
                    help="Tune results and checkpoints: a local path or s3://bucket/prefix (shared on multi-node)")
     c.add_argument("--name", dest="run_name", metavar="NAME", help="experiment name: Tune directory and MLflow parent run "

@@ -1,13 +1,12 @@
-"""Data-set command line: convert real features, generate simulated presets, inspect files.
+"""Data-set command line: generate simulated presets, inspect files, and each task's own
+commands (converting real features, exporting, ...), which the tasks register
+(``TASK.commands``), so this module names no task.
 
 Usage::
 
-    python -m orchestrator.data convert-llp --feats DIR --annotations DIR --out DIR \\
-        [--no-average-frames] [--float16]
     python -m orchestrator.data make-sim PRESET --out DIR [--seed N]
-    python -m orchestrator.data convert-avar --feats DIR --labels CSV --out DIR
-    python -m orchestrator.data export-llp DATASET --out DIR
-    python -m orchestrator.data info PATH [--json]
+    python -m orchestrator.data info PATH|SPEC [--json]
+    python -m orchestrator.data COMMAND ...      # a task's: --help lists them
 
 Errors go to stderr with exit code 2; no partial output is left behind.
 """
@@ -21,63 +20,10 @@ import time
 from pathlib import Path
 
 
-def _convert_llp(args: argparse.Namespace) -> int:
-    from trainables.tasks.avvp.llp import convert_llp
-
-    t0 = time.perf_counter()
-    path = convert_llp(
-        args.feats, args.annotations, args.out,
-        average_frames=not args.no_average_frames, float16=args.float16, workers=args.workers,
-    )
-    _print_info(path)
-    print(f"wrote {path} in {time.perf_counter() - t0:.1f} s")
-    return 0
-
-
-def _make_sim(args: argparse.Namespace) -> int:
+def _make_sim(args: argparse.Namespace) -> Path:
     from trainables.data.registry import make_preset
 
-    t0 = time.perf_counter()
-    path = make_preset(args.preset, Path(args.out), seed=args.seed)
-    _print_info(path)
-    print(f"wrote {path} in {time.perf_counter() - t0:.1f} s")
-    return 0
-
-
-def _convert_avar(args: argparse.Namespace) -> int:
-    from trainables.tasks.avar.data import convert_avar
-
-    t0 = time.perf_counter()
-    path = convert_avar(Path(args.feats), Path(args.labels), Path(args.out))
-    _print_info(path)
-    print(f"wrote {path} in {time.perf_counter() - t0:.1f} s")
-    return 0
-
-
-def _convert_teachers(args: argparse.Namespace) -> int:
-    from trainables.data.registry import resolve_data
-    from trainables.tasks.avvp.teacher_data import convert_teachers
-
-    t0 = time.perf_counter()
-    models = {m: v for m, v in (("visual", args.visual_model), ("audio", args.audio_model)) if v}
-    path = convert_teachers(resolve_data(args.dataset), Path(args.out), visual_dir=args.visual,
-                            audio_dir=args.audio, text=args.text, models=models,
-                            as_inputs=args.as_inputs)
-    _print_info(path)
-    print(f"wrote {path} in {time.perf_counter() - t0:.1f} s")
-    return 0
-
-
-def _export_llp(args: argparse.Namespace) -> int:
-    from trainables.tasks.avvp.llp_export import export_llp
-    from trainables.data.registry import resolve_data
-
-    t0 = time.perf_counter()
-    src = Path(args.dataset) if Path(args.dataset).exists() else resolve_data(args.dataset)
-    out = export_llp(src, Path(args.out))
-    print(f"wrote the official LLP layout of {args.dataset} to {out} in "
-          f"{time.perf_counter() - t0:.1f} s")
-    return 0
+    return make_preset(args.preset, Path(args.out), seed=args.seed)
 
 
 def _scalar(v) -> str:
@@ -158,58 +104,33 @@ def _print_info(path, as_json: bool = False) -> None:
 
 
 def _info(args: argparse.Namespace) -> int:
-    _print_info(args.path, as_json=args.json)
+    path = Path(args.path)
+    if not path.exists():
+        from trainables.data.registry import resolve_data
+
+        path = resolve_data(args.path)  # a data spec: a preset is built on first use
+    _print_info(path, as_json=args.json)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The ``python -m orchestrator.data`` argument parser."""
+    """The ``python -m orchestrator.data`` argument parser: the generic commands and every
+    task's own."""
+    from orchestrator.methods import discover_tasks, load_hook
+
     p = argparse.ArgumentParser(prog="python -m orchestrator.data", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="command", required=True)
-
-    c = sub.add_parser("convert-llp", help="convert the official LLP features + annotation CSVs")
-    c.add_argument("--feats", required=True, help="directory with vggish/, res152/, r2plus1d_18/")
-    c.add_argument("--annotations", required=True, help="directory with the official AVVP_*.csv files")
-    c.add_argument("--out", required=True, help="output directory")
-    c.add_argument("--no-average-frames", action="store_true",
-                   help="keep res152's 8 frames per segment (8x larger; averaging is exact for models that average frames first)")
-    c.add_argument("--float16", action="store_true", help="store features as float16")
-    c.add_argument("--workers", type=int, default=16, help="threads for loading .npy files")
-    c.set_defaults(func=_convert_llp)
-
     m = sub.add_parser("make-sim", help="generate a simulated data set preset")
-    m.add_argument("preset", help="llp-sim, llp-sim-small, llp-sim-tiny, avar-sim, avar-sim-small, avar-sim-tiny")
+    m.add_argument("preset", help="a simulated preset, e.g. llp-sim-small or avar-sim-tiny")
     m.add_argument("--out", required=True, help="output directory")
     m.add_argument("--seed", type=int, default=0)
     m.set_defaults(func=_make_sim)
-
-    a = sub.add_parser("convert-avar", help="convert audio-visual action-recognition features")
-    a.add_argument("--feats", required=True)
-    a.add_argument("--labels", required=True, help="labels CSV")
-    a.add_argument("--out", required=True)
-    a.set_defaults(func=_convert_avar)
-
-    t = sub.add_parser("convert-teachers", help="add CLIP/CLAP segment embeddings (per-video .npy, "
-                       "(10, D)) and class text embeddings (.npz) to an AVVP data set (teacher columns for pseudo-label methods)")
-    t.add_argument("dataset", help="llp=PATH, llp-sim-small, ... (the data set to extend)")
-    t.add_argument("--visual", help="folder of <video_id>.npy CLIP segment embeddings")
-    t.add_argument("--audio", help="folder of <video_id>.npy CLAP segment embeddings")
-    t.add_argument("--text", required=True, help=".npz with keys visual/VP1 ..., audio/AP2 ... (25, D)")
-    t.add_argument("--visual-model", default="", help="teacher model name to record")
-    t.add_argument("--audio-model", default="", help="teacher model name to record")
-    t.add_argument("--as-inputs", action="store_true",
-                   help="also use the embeddings as the visual/audio input features")
-    t.add_argument("--out", required=True, help="output directory")
-    t.set_defaults(func=_convert_teachers)
-
-    e = sub.add_parser("export-llp", help="write an AVVP data set in the official LLP layout "
-                       "(per-video .npy features and the five CSVs), for other AVVP codebases")
-    e.add_argument("dataset", help="llp-sim, llp-sim-small, llp-sim-tiny, llp=PATH or a data set directory")
-    e.add_argument("--out", required=True, help="output directory (must not exist or be empty)")
-    e.set_defaults(func=_export_llp)
-
+    for task in discover_tasks().values():
+        register = load_hook(task.commands)
+        if register is not None:
+            register(sub)
     i = sub.add_parser("info", help="print a data set's metadata (readable; --json for all of it)")
-    i.add_argument("path", help="data set directory or avtune.parquet")
+    i.add_argument("path", help="data set directory, avtune.parquet, or a data spec (built if needed)")
     i.add_argument("--json", action="store_true", help="print the whole metadata as JSON")
     i.set_defaults(func=_info)
     return p
@@ -218,8 +139,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     """Runs the CLI; returns the exit code (0 ok, 2 on any input error)."""
     args = build_parser().parse_args(argv)
+    t0 = time.perf_counter()
     try:
-        return int(args.func(args) or 0)
+        out = args.func(args)
+        if isinstance(out, Path):  # a data set was written: describe it
+            _print_info(out)
+            print(f"wrote {out} in {time.perf_counter() - t0:.1f} s")
+            return 0
+        return int(out or 0)
     except (ValueError, OSError, KeyError, ImportError) as e:
         # AnnotationError, FeatureError and DataFormatError are ValueErrors with file/line.
         print(f"error: {e}", file=sys.stderr)

@@ -1,4 +1,4 @@
-"""Running a planned sweep: a private loopback Ray or a cluster, the prepare stage, the Tuner."""
+"""Running a plan: a private loopback Ray or a cluster, the prepare stage, the Tuner, the rows."""
 
 from __future__ import annotations
 
@@ -7,14 +7,10 @@ import os
 import time
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.resources import local_resources
+
 if TYPE_CHECKING:
-    from orchestrator.sweep import Plan
-
-
-def _local_resources() -> dict[str, float]:
-    import torch
-
-    return {"CPU": float(os.cpu_count() or 1), "GPU": float(torch.cuda.device_count())}
+    from orchestrator.plan import Plan
 
 
 def _loopback_init(**kwargs) -> None:
@@ -69,26 +65,23 @@ def start_ray(address: str | None, total: dict[str, float] | None = None,
         # address="local" always starts a new private instance, never joins a stray one. No
         # dashboard (no HTTP server at all), loopback only, and token authentication on top
         # (the default for local clusters since Ray 2.59).
-        res = total or _local_resources()
+        res = total or local_resources()
         _loopback_init(address="local", num_cpus=int(res["CPU"]), num_gpus=int(res.get("GPU", 0)),
                        include_dashboard=False, log_to_driver=verbose, logging_level=level)
     return {k: float(v) for k, v in ray.cluster_resources().items() if k in ("CPU", "GPU")}
 
 
 def prepare_jobs(plan: Plan) -> list[dict[str, Any]]:
-    """The prepare calls a run needs: each method's ``prepare`` hook, once per seed (what it
-    trains, e.g. a noise estimator shared by the trials, is cached by its seed)."""
-    t = plan.trial
-    subs = t.get("methods") or {t["trainable"]: t}
+    """The prepare calls a run needs: each arm's ``prepare`` hook, once per seed (what it trains,
+    e.g. a noise estimator shared by the trials, is cached by its config and seed)."""
     jobs = []
-    for name, sub in subs.items():
-        if not sub.get("prepare"):
+    for label, arm in plan.arms.items():
+        if not arm.prepare:
             continue
-        seeds = int(t.get("seeds", 1))
-        for i in range(seeds):
-            seed = int(t["seed"]) + i
-            jobs.append({"label": name + (f" seed {seed}" if seeds > 1 else ""), "trainable": sub["trainable"],
-                         "prepare": sub["prepare"], "epochs": sub["epochs"], "base": sub["base"], "seed": seed})
+        for i in range(plan.seeds):
+            seed = plan.seed + i
+            jobs.append({"label": label + (f" seed {seed}" if plan.seeds > 1 else ""), "method": arm.method,
+                         "prepare": arm.prepare, "epochs": arm.epochs, "base": arm.base, "seed": seed})
     return jobs
 
 
@@ -104,12 +97,11 @@ def _prepare(plan: Plan) -> None:
 
     from orchestrator import methods as treg
     from orchestrator.progress import prepare_progress, say
+    from trainables.core.config import build_config
     from trainables.data.registry import resolve_data
 
-    t = plan.trial
     # No trial runs yet, so on a private local Ray the one-off steps may use every CPU.
-    cpus = float(t["cpus"]) if plan.address else max(float(t["cpus"]),
-                                                     float(plan.total.get("CPU", 1)) // len(jobs) or 1.0)
+    cpus = plan.cpus if plan.address else max(plan.cpus, float(plan.total.get("CPU", 1)) // len(jobs) or 1.0)
     queue = Queue(actor_options={"num_cpus": 0})
 
     def run_prepare(job: dict, data: str, gpus: float, threads: int, q) -> None:
@@ -118,8 +110,8 @@ def _prepare(plan: Plan) -> None:
         import torch
 
         hook = treg.load_hook(job["prepare"])
-        mod = treg.load(job["trainable"])
-        cfg = treg.build_config(mod.Config, {**job["base"], "epochs": job["epochs"], "seed": job["seed"]})
+        mod = treg.load(job["method"])
+        cfg = build_config(mod.Config, {**job["base"], "epochs": job["epochs"], "seed": job["seed"]})
         torch.set_num_threads(threads)
         device = "cuda" if gpus > 0 and torch.cuda.is_available() else "cpu"
         kwargs = {}
@@ -133,85 +125,59 @@ def _prepare(plan: Plan) -> None:
             pass
         hook(cfg, resolve_data(data), device, **kwargs)
 
-    task = ray.remote(num_cpus=cpus, num_gpus=min(1.0, t["gpus"]))(run_prepare)
+    task = ray.remote(num_cpus=cpus, num_gpus=min(1.0, plan.gpus))(run_prepare)
     names = sorted({j["prepare"] for j in jobs})
     say(f"preparing once for all trials: {', '.join(j['label'] for j in jobs)} ({', '.join(names)})")
     t0 = time.time()
-    refs = {task.remote(j, t["data"], float(t["gpus"]), max(1, int(cpus)), queue): j["label"] for j in jobs}
+    refs = {task.remote(j, plan.data, plan.gpus, max(1, int(cpus)), queue): j["label"] for j in jobs}
     try:
-        prepare_progress(refs, queue, metric=plan.spec.metric)
+        prepare_progress(refs, queue, metric=plan.metric)
     finally:
         queue.shutdown()
     say(f"prepared in {time.time() - t0:.1f} s")
 
 
-def fit(plan: Plan) -> list[dict[str, Any]]:
-    """Runs (or resumes) the sweep; returns one row per trial (see ``tune_callback.trial_row``)."""
+def run_trials(plan: Plan) -> list[dict[str, Any]]:
+    """Runs (or resumes) the plan's trials; returns one row per trial (:func:`rows.trial_row`)."""
     import ray
 
-    from orchestrator import preflight, tracking, tune_callback, tune_runner
+    from orchestrator import preflight, progress, rows, tracking, tune_callback, tune_runner
+    from orchestrator.storage import has_tune_state
     from trainables.data.format import fingerprint
     from trainables.data.registry import resolve_data
 
-    t = plan.trial
     t0 = time.time()
-    data_path = resolve_data(t["data"])
-    t["data_fingerprint"] = fingerprint(data_path)
-    print(f"[avtune] data {t['data']} -> {data_path} (fingerprint {t['data_fingerprint']}, "
+    data_path = resolve_data(plan.data)
+    plan.data_fingerprint = fingerprint(data_path)
+    print(f"[avtune] data {plan.data} -> {data_path} (fingerprint {plan.data_fingerprint}, "
           f"{time.time() - t0:.1f} s)")
     try:
-        # Sweeps started together on one fresh store would race in MLflow's schema migration.
+        # Runs started together on one fresh store would race in MLflow's schema migration.
         preflight.ensure_store(plan.mlflow_uri)
         _prepare(plan)
-        # The saved plan is the truth: a sweep that stopped before Tune saved any state
-        # restarts as planned (same trials, grid, space, seed and MLflow parent).
-        fresh = not plan.resume or not tune_runner.has_tune_state(t)
+        # The saved plan is the truth: a run that stopped before Tune saved any state restarts
+        # as planned (same trials, grid, space, seed and MLflow parent).
+        fresh = not plan.resume or not has_tune_state(plan.storage, plan.name)
         if plan.resume and fresh:
-            print(f"[avtune] --resume: {plan.experiment} stopped before Tune saved its state; "
+            print(f"[avtune] --resume: {plan.name} stopped before Tune saved its state; "
                   f"restarting its {plan.n_trials} planned trial(s) from the start")
-            tracking.kill_open_sweep(plan.mlflow_uri, plan.spec.name, t["sweep_id"])
+            tracking.kill_open_run(plan.mlflow_uri, plan.experiment, plan.sweep_id)
         if not fresh:
-            tuner = tune_runner.restore_tuner(t, plan.extra_bundles)
+            tuner = tune_runner.restore_tuner(plan)
         else:
-            methods = list(t["methods"]) if t.get("methods") else [t["trainable"]]
-            tracker = tracking.MLflowSweepTracker(
-                plan.mlflow_uri, plan.spec.name, t["sweep_id"], plan.experiment, plan.spec.metric,
-                plan.spec.mode, params={k: v for k, v in t.items() if k not in _NOT_PARAMS},
-                tuned=plan.tuned, data_note=f"{t['data']} (fingerprint {t['data_fingerprint']})",
-                method=methods[0], methods=methods, sweep=plan.spec.name, command=t.get("command", ""),
-                resume_command=t.get("resume_command", ""), kind="compare" if t.get("methods") else "sweep",
-                seeds=int(t.get("seeds", 1)))
             if not plan.resume:
-                tune_runner.save_plan(t)
-            from orchestrator.methods import task_of
-            from orchestrator.progress import ConsoleProgress
-
-            task = task_of(methods[0])
-            score = next(((f"test/{k}", lab) for k, lab in zip(task.score_keys, task.score_labels)
-                          if f"val/{k}" == plan.spec.metric), None)
-            progress = ConsoleProgress(plan.n_trials, plan.spec.metric, plan.spec.mode, int(t["epochs"]),
-                                       tracker.run_name, score=score,
-                                       group_keys=["method"] if t.get("methods") else None)
-            tuner = tune_runner.make_tuner(
-                t, plan.spec, callbacks=[tune_callback.MLflowTuneCallback(tracker, plan.n_trials), progress,
-                                         *result_loggers()],
-                extra_bundles=plan.extra_bundles, max_concurrent_trials=plan.max_concurrent,
-                scheduler=plan.scheduler, num_samples=plan.num_samples)
-        with _tune_output(bool(t.get("verbose"))):
+                plan.save()
+            tracker = tracking.RunTracker(plan)
+            callbacks = [tune_callback.MLflowTuneCallback(tracker, plan.n_trials),
+                         progress.ConsoleProgress.for_plan(plan, tracker.run_name), *result_loggers()]
+            tuner = tune_runner.make_tuner(plan, callbacks=callbacks)
+        with _tune_output(plan.verbose):
             results = tuner.fit()
     finally:
         ray.shutdown()
-    rows = []
-    for r in results:
-        row: dict[str, Any] = {"trial_id": (r.metrics or {}).get("trial_id"),
-                               "status": tracking.trial_status("ERROR" if r.error else "TERMINATED",
-                                                               r.metrics)}
-        row.update({f"config/{k}": v for k, v in tracking.flatten(r.config or {}).items()})
-        row.update(tracking.numeric_metrics(r.metrics or {}))
-        if isinstance((r.metrics or {}).get("seed"), (int, float)):
-            row["seed"] = int(r.metrics["seed"])
-        rows.append(row)
-    return rows
+    return [rows.trial_row((r.metrics or {}).get("trial_id"),
+                           rows.trial_status("ERROR" if r.error else "TERMINATED", r.metrics),
+                           r.config or {}, r.metrics or {}) for r in results]
 
 
 @contextlib.contextmanager
@@ -241,6 +207,3 @@ def result_loggers() -> list:
 
     return [JsonLoggerCallback(), CSVLoggerCallback()]
 
-
-# Plan keys that are no run settings (hooks, the commands the description shows).
-_NOT_PARAMS = ("prepare", "command", "resume_command", "verbose")

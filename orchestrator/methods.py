@@ -6,8 +6,9 @@ exports ``METHOD``, or a plain module defining a dataclass ``Config`` and ``fit`
 ``TASK_NAME`` in that module, default ``avvp``), so a new method can be swept before it has a
 folder here.
 
-Also here: turning ``--set KEY=VALUE`` strings into a method's config (:func:`coerce_value`,
-:func:`build_config`), which validates it before any trial starts.
+Also here: applying ``--set KEY=VALUE`` pairs to a plan's base settings (:func:`apply_sets`) and
+checking a config with the method's data checks (:func:`checked_config`); building a config from
+values is :func:`trainables.core.config.build_config`.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from types import ModuleType
 from collections.abc import Callable
 from typing import Any
 
+from trainables.core.config import build_config, coerce_value, config_fields, field_default
 from trainables.core.method import MethodSpec, TaskSpec, discover_specs, resolve, task_spec
 
 
@@ -29,6 +31,14 @@ def discover() -> dict[str, MethodSpec]:
     import trainables.methods as pkg
 
     return discover_specs(pkg, "METHOD", MethodSpec, packages_only=True)
+
+
+@lru_cache(maxsize=1)
+def discover_tasks() -> dict[str, TaskSpec]:
+    """Every task under ``trainables/tasks/``, by name."""
+    import trainables.tasks as pkg
+
+    return discover_specs(pkg, "TASK", TaskSpec, packages_only=True)
 
 
 def get_task(name: str) -> TaskSpec:
@@ -65,11 +75,6 @@ def _ref(mod: ModuleType, key: str, name: str) -> str | None:
     return f"{key}:{name}" if callable(getattr(mod, name, None)) else None
 
 
-def task_of(key: str) -> TaskSpec:
-    """The task the method ``key`` trains on."""
-    return get_task(get_method(key).task)
-
-
 @dataclasses.dataclass(frozen=True)
 class Loaded:
     """A method with its pieces imported: ``Config`` (a dataclass) and ``fit``."""
@@ -103,23 +108,6 @@ def load_hook(ref: str | None) -> Callable[..., Any] | None:
     return fn
 
 
-# --set preset=NAME: a config's named bundle of settings (its from_preset), not a field.
-PRESET_KEY = "preset"
-
-
-def config_fields(cfg_cls: type) -> dict[str, dataclasses.Field]:
-    """The init fields of a config dataclass, by name."""
-    return {f.name: f for f in dataclasses.fields(cfg_cls) if f.init}
-
-
-def _default_of(f: dataclasses.Field) -> Any:
-    if f.default is not dataclasses.MISSING:
-        return f.default
-    if f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
-        return f.default_factory()  # type: ignore[misc]
-    return None
-
-
 def apply_sets(cfg_cls: type, base: dict[str, Any], sets: list[tuple[str, str]], epochs: int, *,
                label: str = "") -> list[str]:
     """Applies ``--set KEY=VALUE`` pairs to ``base`` and caps stage lengths at ``epochs``.
@@ -151,78 +139,11 @@ def apply_sets(cfg_cls: type, base: dict[str, Any], sets: list[tuple[str, str]],
             raise ValueError(f"--set {label}{key}={raw}: {e.args[0]}") from None
     capped = []
     for name, f in config_fields(cfg_cls).items():
-        d = _default_of(f)
+        d = field_default(f)
         if name.endswith("_epochs") and name not in base and type(d) is int and d > epochs:
             base[name] = int(epochs)
             capped.append(name)
     return capped
-
-
-def coerce_value(cfg_cls: type, key: str, raw: str) -> Any:
-    """Parses a ``--set KEY=VALUE`` string into the type of the config field's default.
-
-    Raises:
-        KeyError: ``key`` is not a field of ``cfg_cls`` (the message lists the fields).
-        ValueError: ``raw`` does not parse as the field's type (the message names the key).
-    """
-    import ast
-
-    fields = config_fields(cfg_cls)
-    if key == PRESET_KEY and callable(getattr(cfg_cls, "from_preset", None)):
-        return raw.strip()
-    if key not in fields:
-        raise KeyError(f"unknown config key {key!r} for {cfg_cls.__module__}.{cfg_cls.__name__}; "
-                       f"known keys: {', '.join(fields)}")
-    default = _default_of(fields[key])
-    try:
-        if isinstance(default, bool):
-            low = raw.strip().lower()
-            if low in ("1", "true", "yes", "on"):
-                return True
-            if low in ("0", "false", "no", "off"):
-                return False
-            raise ValueError("expected true/false")
-        if isinstance(default, int):
-            return int(raw)
-        if isinstance(default, float):
-            return float(raw)
-        if isinstance(default, str):
-            return raw
-        try:
-            value = ast.literal_eval(raw)
-        except (ValueError, SyntaxError):
-            return raw
-        if isinstance(default, (list, tuple)) and not isinstance(value, (list, tuple)):
-            raise ValueError(f"expected a list like {list(default)!r}")
-        return type(default)(value) if isinstance(default, (list, tuple)) else value
-    except ValueError as e:
-        raise ValueError(f"--set {key}={raw}: not a valid {type(default).__name__} ({e})") from None
-
-
-def build_config(cfg_cls: type, overrides: dict[str, Any]) -> Any:
-    """``cfg_cls()`` with ``overrides`` applied; unknown keys are an error that names them.
-
-    The key ``preset`` (``--set preset=NAME``) builds ``cfg_cls.from_preset(NAME, **rest)`` for
-    configs that define named presets; the other overrides apply on top of the preset.
-    """
-    overrides = dict(overrides)
-    preset = overrides.pop(PRESET_KEY, None)
-    fields = config_fields(cfg_cls)
-    unknown = sorted(set(overrides) - set(fields))
-    if unknown:
-        raise KeyError(f"unknown config key(s) {unknown} for {cfg_cls.__module__}.{cfg_cls.__name__}; "
-                       f"known keys: {', '.join(fields)}")
-    if preset is None:
-        cfg = cfg_cls(**overrides)
-    elif callable(getattr(cfg_cls, "from_preset", None)):
-        cfg = cfg_cls.from_preset(preset, **overrides)
-    else:
-        raise KeyError(f"{cfg_cls.__module__}.{cfg_cls.__name__} has no named presets; "
-                       f"drop --set {PRESET_KEY}={preset}")
-    validate = getattr(cfg, "validate", None)
-    if callable(validate):
-        validate()  # range checks of the trainable itself, before any trial starts
-    return cfg
 
 
 def checked_config(entry: MethodSpec, cfg_cls: type, values: dict[str, Any], data: str) -> Any:

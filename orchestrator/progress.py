@@ -1,4 +1,5 @@
-"""avtune's own console output for a running sweep: one line per trial event and a status line.
+"""avtune's console: one line per trial event and a status line while a run goes, and its closing
+text at the end.
 
 Ray Tune's tables and result dumps are off unless ``--verbose``; instead :class:`ConsoleProgress`
 prints, as the trials run::
@@ -10,7 +11,7 @@ prints, as the trials run::
 
 and :func:`quiet_logs` keeps Ray's and MLflow's informational log lines off the console.
 :func:`prepare_progress` is the same for a method's ``prepare`` stage (e.g. a noise estimator
-that every trial shares).
+that every trial shares); :func:`closing_text` is what a run prints when it ends.
 Nothing here imports Ray at module level except the Tune ``Callback`` base class.
 """
 
@@ -25,7 +26,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from orchestrator import tables
+from orchestrator.rows import FINISHED, best_group
 
 # Seconds between status lines (``AVTUNE_STATUS_S`` overrides, e.g. for tests).
 STATUS_EVERY_S = 30.0
@@ -86,6 +87,18 @@ class ConsoleProgress(Callback):
         self.group_keys = list(group_keys) if group_keys is not None else None
         self._reset()
 
+    @classmethod
+    def for_plan(cls, plan, label) -> ConsoleProgress:
+        """The progress lines of ``plan``'s trials, each named by ``label(config)``, with the
+        test score that matches the plan's metric on every finished trial's line."""
+        from trainables.core.method import task_spec
+
+        task = task_spec(plan.task)
+        score = next(((f"test/{k}", lab) for k, lab in zip(task.score_keys, task.score_labels)
+                      if f"val/{k}" == plan.metric), None)
+        return cls(plan.n_trials, plan.metric, plan.mode, plan.epochs, label, score=score,
+                   group_keys=plan.axis)
+
     def _reset(self) -> None:
         self.t0: float | None = None
         self.last_status = 0.0
@@ -124,8 +137,8 @@ class ConsoleProgress(Callback):
         return f"{self.index[trial.trial_id]}/{self.planned}"
 
     def _best(self) -> tuple[float, str, int] | None:
-        rows = [{**r, "status": tables.FINISHED} for r in self.done.values()]
-        g = tables.best_group(rows, self.metric, self.mode, self.group_keys)
+        rows = [{**r, "status": FINISHED} for r in self.done.values()]
+        g = best_group(rows, self.metric, self.mode, self.group_keys)
         if g is None:
             return None
         return g.stat(self.metric)[0], g.label(), g.n_finished
@@ -277,3 +290,26 @@ def prepare_progress(refs: Mapping[Any, str], queue=None, metric: str = "", ever
             last = time.time()
             say(f"  preparing {', '.join(refs[r] for r in pending)}: still running ({clock(time.time() - t0)})")
 
+
+
+def closing_text(plan, rows: Sequence[Mapping[str, Any]]) -> str:
+    """What a run prints at its end: its rows ranked (a comparison's table beside the papers'),
+    where its tables are, and the command that opens MLflow on it."""
+    from orchestrator import report, results
+    from orchestrator.rows import FAILED
+
+    info = plan.info()
+    lines = report.closing_lines(info, rows, plan.n_trials)
+    lines.append(f"[avtune] results: {plan.storage}/{plan.name}")
+    if "://" not in plan.storage:
+        out = f"{plan.storage}/{plan.name}/tables"
+        written = report.write_tables(info, rows, out)
+        lines.append(f"[avtune] wrote {', '.join(p.name for p in written)} to {out}")
+    came_back = sum(r["status"] in (FINISHED, FAILED) for r in rows)
+    if came_back >= plan.n_trials:
+        lines.append(f"[avtune] tables: MLflow experiment {plan.experiment!r}, parent run {plan.name!r} (its "
+                     f"description and artifacts tables/); again with: python -m orchestrator.sweep "
+                     f"--show {plan.name}")
+    lines.append(f"mlflow ui --backend-store-uri {plan.mlflow_uri} --host 127.0.0.1")
+    lines += results.open_lines_for(plan.mlflow_uri, plan.experiment, plan.sweep_id)
+    return "\n".join(lines)

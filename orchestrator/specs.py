@@ -1,4 +1,5 @@
-"""Sweep specs: finding a named sweep (``search_spaces/``) or one given as ``module[:ATTR]``."""
+"""Finding what a run runs: a named sweep (``search_spaces/<name>.py``, or a ``module[:ATTR]``
+defining a ``SweepSpec``) or a named comparison (``search_spaces/comparisons/<name>.py``)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,8 @@ import importlib
 from search_spaces.base import SweepSpec
 
 
-class SweepError(Exception):
-    """Bad input to the sweep CLI; the message says what and where."""
+class PlanError(Exception):
+    """Bad input to a run CLI (sweep or comparison); the message says what and where."""
 
 
 # ----------------------------------------------------------------------------- specs
@@ -21,7 +22,7 @@ def sweep_names() -> list[str]:
     import search_spaces
 
     return sorted(m.name for m in pkgutil.iter_modules(search_spaces.__path__)
-                  if not m.name.startswith("_") and m.name != "base")
+                  if not m.name.startswith("_") and m.name != "base" and not m.ispkg)
 
 
 def load_spec(ref: str) -> SweepSpec:
@@ -39,16 +40,16 @@ def load_spec(ref: str) -> SweepSpec:
         try:
             spec = getattr(importlib.import_module(mod_name), attr or "SPEC", None)
         except ImportError as e:
-            raise SweepError(f"cannot import sweep module {mod_name!r}: {e}") from None
+            raise PlanError(f"cannot import sweep module {mod_name!r}: {e}") from None
         if isinstance(spec, SweepSpec):
             return spec
-        raise SweepError(f"{ref!r} does not define a SweepSpec {attr or 'SPEC'}")
+        raise PlanError(f"{ref!r} does not define a SweepSpec {attr or 'SPEC'}")
     import search_spaces
 
     reg = search_spaces.registry() if ref in sweep_names() else {}
     if ref in reg:  # a module whose SPEC has another name: the registry knows it
         return reg[ref]
-    raise SweepError(f"unknown sweep {ref!r}; known sweeps: {', '.join(sweep_names()) or '(none)'} "
+    raise PlanError(f"unknown sweep {ref!r}; known sweeps: {', '.join(sweep_names()) or '(none)'} "
                      "(python -m orchestrator.sweep --list)")
 
 
@@ -76,3 +77,27 @@ def describe_space(spec: SweepSpec, seed: int = 0) -> list[str]:
     out = [f"{k}: {d!r}" for k, d in trial.distributions.items()]
     out += [f"{k}: derived (example {v!r})" for k, v in dict(consts).items()]
     return out
+
+
+def comparison_names() -> list[str]:
+    """The named comparisons' module names, without importing any of them."""
+    import pkgutil
+
+    import search_spaces.comparisons as pkg
+
+    return sorted(m.name for m in pkgutil.iter_modules(pkg.__path__) if not m.name.startswith("_"))
+
+
+def load_comparison(name: str):
+    """The named comparison ``name`` (its module's ``SPEC``).
+
+    Raises:
+        PlanError: No such comparison.
+    """
+    from search_spaces.base import ComparisonSpec
+
+    if name in comparison_names():
+        spec = getattr(importlib.import_module(f"search_spaces.comparisons.{name}"), "SPEC", None)
+        if isinstance(spec, ComparisonSpec):
+            return spec
+    raise PlanError(f"unknown comparison {name!r}; named comparisons: {', '.join(comparison_names()) or '(none)'}")

@@ -10,7 +10,7 @@ def registry() -> dict[str, SweepSpec]:
     """All named sweeps, by name (modules in this package that define ``SPEC``)."""
     import search_spaces
 
-    return discover_specs(search_spaces, "SPEC", SweepSpec, skip=("base",))
+    return discover_specs(search_spaces, "SPEC", SweepSpec, skip=("base", "comparisons"))
 
 
 def get(name: str) -> SweepSpec:

@@ -15,7 +15,8 @@ import math
 import pytest
 import torch
 
-from orchestrator.methods import build_config, discover, get_task, load, load_hook
+from orchestrator.methods import discover, get_task, load, load_hook
+from trainables.core.config import build_config
 from trainables.data.format import read_meta
 from trainables.data.registry import resolve_data
 

@@ -30,17 +30,20 @@ def test_notebook_code_cells_parse(nb):
         ast.parse("".join(cell["source"]), filename=f"{nb.name}[cell {i}]")
 
 
-def test_default_store_is_the_repository_roots_from_any_folder(monkeypatch, tmp_path):
+def test_one_default_store_for_the_clis_and_the_notebook(monkeypatch, tmp_path):
     from orchestrator import results
+    from orchestrator.rows import default_tracking_uri
 
     monkeypatch.delenv("AVTUNE_MLFLOW_URI", raising=False)
-    monkeypatch.chdir(ROOT / "notebooks")
-    assert results.notebook_uri() == f"sqlite:///{ROOT / 'mlflow.db'}"
+    monkeypatch.chdir(ROOT / "notebooks")  # inside the checkout: its root's store, from any folder
+    assert default_tracking_uri() == f"sqlite:///{ROOT / 'mlflow.db'}"
+    monkeypatch.chdir(tmp_path)  # outside any checkout: the working directory's
+    assert default_tracking_uri() == f"sqlite:///{tmp_path / 'mlflow.db'}"
     monkeypatch.setenv("AVTUNE_MLFLOW_URI", f"sqlite:///{tmp_path / 'x.db'}")
-    assert results.notebook_uri() == f"sqlite:///{tmp_path / 'x.db'}"
+    assert default_tracking_uri() == f"sqlite:///{tmp_path / 'x.db'}"
     # A store that does not exist is an error, never an empty database created on the spot.
     with pytest.raises(results.NotFound, match="no MLflow store at"):
-        results._client(results.notebook_uri())
+        results.client(default_tracking_uri())
     assert not (tmp_path / "x.db").exists()
 
 
@@ -111,6 +114,6 @@ def test_seeded_tiny_sweep_and_the_notebook_on_it(tmp_path, monkeypatch):
     first, second = ([float(v) for v in ranked[i].split()[:5]] for i in (1, 2))
     assert first == [1, 0.6, 1.8, 1, pytest.approx(52.1)] and second[3:] == [0, 52.0]
     assert re.search(r"x=0\.6 y=1\.8\s+2\s+52\.05", text)  # the configurations' mean over seeds
-    assert "| fake_quadratic: best x=0.6 y=1.8 | 52.0 ± 0.1 |" in text
+    assert "| best: x=0.6 y=1.8 | 52.0 ± 0.1 |" in text
     assert "Fanova" in text
     assert images == 4  # parallel coordinates, importances, learning curves, heatmap

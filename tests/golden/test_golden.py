@@ -39,7 +39,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from orchestrator.methods import build_config, discover, get_task, load
+from orchestrator.methods import discover, get_task, load
+from trainables.core.config import build_config
 from trainables.data.registry import resolve_data
 
 HERE = Path(__file__).resolve().parent

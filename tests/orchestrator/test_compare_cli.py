@@ -5,36 +5,39 @@ from __future__ import annotations
 import pytest
 
 from orchestrator import compare
+from orchestrator import plan as plans
 
 
 def _plan(*argv, total=None):
-    return compare.build_plan(compare.parse_args(list(argv)), total or {"CPU": 2.0, "GPU": 0.0})
+    return plans.build(compare.parse_args(list(argv)), "compare", total or {"CPU": 2.0, "GPU": 0.0})
 
 
-def test_plan_has_one_sub_plan_per_method_and_trials_per_seed():
+def test_plan_has_one_arm_per_method_and_trials_per_seed():
     plan = _plan("han", "jomold", "--data", "llp-sim-tiny", "--max-epochs", "2", "--seeds", "3",
                  "--set", "theta_v=2.2", "--set", "han.lr=1e-3")
-    t = plan.trial
-    assert list(t["methods"]) == ["han", "jomold"] and plan.n_trials == 6 and plan.seeds == 3
-    assert t["methods"]["han"]["base"] == {"lr": 1e-3}  # theta_v is no HAN field: JoMoLD's only
-    assert t["methods"]["jomold"]["base"] == {"theta_v": 2.2, "estimator_epochs": 2}
-    assert t["methods"]["jomold"]["prepare"].endswith(":ensure_estimator") and t["methods"]["han"]["prepare"] is None
-    assert plan.spec.metric == "val/seg_Type" and plan.max_concurrent == 2
-    assert t["command"] == ("python -m orchestrator.compare han jomold --data llp-sim-tiny --max-epochs 2 "
+    assert list(plan.arms) == ["han", "jomold"] and plan.n_trials == 6 and plan.seeds == 3
+    assert plan.arms["han"].base == {"lr": 1e-3}  # theta_v is no HAN field: JoMoLD's only
+    assert plan.arms["jomold"].base == {"theta_v": 2.2, "estimator_epochs": 2}
+    assert plan.arms["jomold"].prepare.endswith(":ensure_estimator") and plan.arms["han"].prepare is None
+    assert plan.metric == "val/seg_Type" and plan.max_concurrent == 2 and plan.axis == ["method"]
+    assert plan.command == ("python -m orchestrator.compare han jomold --data llp-sim-tiny --max-epochs 2 "
                             "--seed 0 --seeds 3 --set theta_v=2.2 --set han.lr=1e-3")
+    # The plan a run saves is the plan it resumes.
+    again = plans.Plan.from_json(plan.to_json())
+    assert again.arms == plan.arms and again.to_json() == plan.to_json()
 
 
-def test_defaults_come_from_the_methods_sweeps_and_are_announced():
+def test_defaults_come_from_the_task_and_are_announced():
     plan = _plan("han", "jomold")
-    assert (plan.trial["data"], plan.trial["epochs"]) == ("llp-sim-small", 3)
-    assert "data llp-sim-small, 3 epochs from the CPU preset of sweep han_baseline (no GPU found); " \
+    assert (plan.data, plan.epochs) == ("llp-sim-small", 3)
+    assert "data llp-sim-small, 3 epochs from the CPU preset of task avvp (no GPU found); " \
            "--data/--max-epochs override" in plan.notes
     gpu = _plan("han", "jomold", total={"CPU": 8.0, "GPU": 1.0})
-    assert (gpu.trial["data"], gpu.trial["epochs"], gpu.trial["gpus"]) == ("llp-sim", 25, 0.125)
+    assert (gpu.data, gpu.epochs, gpu.gpus) == ("llp-sim", 25, 0.125)
 
 
 @pytest.mark.parametrize("argv, needle", [
-    (["han", "nope"], "unknown method 'nope'; known methods: avar, han"),
+    (["han", "nope"], "unknown method 'nope'; known methods: avar, "),
     (["han", "avar"], "methods of different tasks cannot share one table: han (avvp), avar (avar)"),
     (["han", "--set", "no_such=1"], "no compared method's config has the field 'no_such'"),
     (["han", "--set", "rlld.lr=1"], "'rlld' is not among the methods compared"),
@@ -43,9 +46,9 @@ def test_defaults_come_from_the_methods_sweeps_and_are_announced():
     (["han", "--set", "epochs=3"], "--max-epochs"),
 ])
 def test_bad_input_is_named_and_exits_2(argv, needle, capsys, tmp_path, monkeypatch):
-    from orchestrator import launch
+    from orchestrator import resources
 
-    monkeypatch.setattr(launch, "_local_resources", lambda: {"CPU": 2.0, "GPU": 0.0})
+    monkeypatch.setattr(resources, "local_resources", lambda: {"CPU": 2.0, "GPU": 0.0})
     assert compare.main([*argv, "--dry-run", "--storage", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and needle in err
@@ -63,25 +66,26 @@ def test_argument_errors_exit_2(capsys):
 def test_from_sweep_needs_a_finished_sweep_of_a_compared_method(tmp_path, capsys, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from orchestrator.tracking import MLflowSweepTracker
+    from orchestrator import sweep
+    from orchestrator.tracking import RunTracker
 
     monkeypatch.chdir(tmp_path)
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
-    plan = {"trainable": "jomold", "sweep": "jomold_thresholds", "base": {"estimator_epochs": 2},
-            "epochs": 2, "seed": 0, "grid": False, "data": "llp-sim-tiny"}
-    tr = MLflowSweepTracker(uri, "jomold_thresholds", "sw1", "jt-1", "val/seg_Type", "max", params=plan,
-                            tuned=["theta_a", "theta_v"], method="jomold", sweep="jomold_thresholds")
+    swept = plans.build(sweep.parse_args(["jomold_thresholds", "--name", "jt-1", "--data", "llp-sim-tiny",
+                                          "--max-epochs", "2", "--mlflow-uri", uri, "--storage", str(tmp_path)]),
+                        "sweep", {"CPU": 2.0, "GPU": 0.0})
+    tr = RunTracker(swept)
     rows = [{"trial_id": "a", "status": "TERMINATED", "config/theta_a": 0.7, "config/theta_v": 2.1,
              "val/seg_Type": 30.0}, {"trial_id": "b", "status": "TERMINATED", "config/theta_a": 0.5,
                                      "config/theta_v": 1.6, "val/seg_Type": 20.0}]
-    tr.finish_sweep(rows)
+    tr.finish_run(rows)
     assert MlflowClient(uri).get_run(tr.parent_run_id()).data.params["config/theta_a"] == "0.7"
     p = _plan("han", "jomold", "--from-sweep", "jt-1", "--seeds", "2")
-    base = p.trial["methods"]["jomold"]["base"]
+    base = p.arms["jomold"].base
     assert base["theta_a"] == 0.7 and base["theta_v"] == 2.1 and base["estimator_epochs"] == 2
     assert "epochs" not in base and "seed" not in base
-    assert (p.trial["data"], p.trial["epochs"]) == ("llp-sim-tiny", 2)  # the sweep's
-    assert "--from-sweep jt-1" in p.trial["command"]
+    assert (p.data, p.epochs) == ("llp-sim-tiny", 2)  # the sweep's
+    assert "--from-sweep jt-1" in p.command
     assert any("best configuration of sweep run 'jt-1'" in n for n in p.notes)
     capsys.readouterr()
     assert compare.main(["han", "--from-sweep", "jt-1", "--dry-run"]) == 2

@@ -10,13 +10,19 @@ from types import SimpleNamespace
 import pytest
 
 import search_spaces
-from orchestrator import sweep, tune_runner
+from orchestrator import plan as plans
+from orchestrator import resources, sweep, tune_runner
+from orchestrator.rows import SEED_INDEX
 
 HERE = Path(__file__).resolve().parent
 
 
 def _plan(*argv, total=None):
-    return sweep.build_plan(sweep.parse_args(list(argv)), total or {"CPU": 2.0, "GPU": 0.0})
+    return plans.build(sweep.parse_args(list(argv)), "sweep", total or {"CPU": 2.0, "GPU": 0.0})
+
+
+def _spec(plan):
+    return search_spaces.get(plan.experiment)
 
 
 def test_list_names_every_sweep_with_metric_and_mode(capsys):
@@ -45,7 +51,7 @@ def test_list_names_every_sweep_with_metric_and_mode(capsys):
     (["han_baseline", "--set", "smooth_v=1.5"], "smooth_v must be in [0, 1]"),
 ])
 def test_bad_input_is_named_and_exits_2(argv, needle, capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(sweep, "_local_resources", lambda: {"CPU": 2.0, "GPU": 0.0})
+    monkeypatch.setattr(resources, "local_resources", lambda: {"CPU": 2.0, "GPU": 0.0})
     assert sweep.main([*argv, "--dry-run", "--storage", str(tmp_path)]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and needle in err
@@ -82,37 +88,36 @@ def test_resume_without_a_previous_sweep_is_an_error(tmp_path, capsys):
 
 def test_cpu_preset_is_used_and_announced():
     plan = _plan("jomold_thresholds")
-    spec = plan.spec
-    assert plan.trial["data"] == spec.cpu_data and plan.trial["epochs"] == spec.cpu_epochs
-    assert plan.num_samples == spec.cpu_num_samples and plan.trial["gpus"] == 0.0
+    spec = _spec(plan)
+    assert plan.data == spec.cpu_data and plan.epochs == spec.cpu_epochs
+    assert plan.num_samples == spec.cpu_num_samples and plan.gpus == 0.0
     assert any("no GPU found" in n and spec.cpu_data in n for n in plan.notes)
     # JoMoLD's estimator follows the shortened run.
-    assert plan.trial["base"]["estimator_epochs"] == spec.cpu_epochs
+    assert plan.only_arm().base["estimator_epochs"] == spec.cpu_epochs
     assert plan.max_concurrent == 2  # 2 CPUs, 1 CPU per trial
 
 
 def test_gpu_defaults_and_fractional_sharing():
     plan = _plan("jomold_thresholds", "--grid", total={"CPU": 16.0, "GPU": 1.0})
-    spec = plan.spec
-    assert plan.trial["data"] == spec.default_data and plan.trial["epochs"] == spec.default_epochs
+    spec = _spec(plan)
+    assert plan.data == spec.default_data and plan.epochs == spec.default_epochs
     assert not plan.notes or not any("no GPU" in n for n in plan.notes)
-    assert plan.trial["gpus"] == 0.125 and plan.max_concurrent == 8
-    assert plan.num_samples == 1 and plan.trial["grid"]
+    assert plan.gpus == 0.125 and plan.max_concurrent == 8
+    assert plan.num_samples == 1 and plan.search == "grid"
 
 
 def test_explicit_flags_override_the_preset_and_set_is_typed():
     plan = _plan("han_baseline", "--data", "llp-sim-tiny", "--max-epochs", "2", "--num-samples", "3",
                  "--cpus-per-trial", "2", "--set", "batch_size=64", "--set", "with_ca=false",
                  "--seed", "7")
-    t = plan.trial
-    assert (t["data"], t["epochs"], plan.num_samples, t["seed"]) == ("llp-sim-tiny", 2, 3, 7)
-    assert t["base"] == {"batch_size": 64, "with_ca": False}
+    assert (plan.data, plan.epochs, plan.num_samples, plan.seed) == ("llp-sim-tiny", 2, 3, 7)
+    assert plan.only_arm().base == {"batch_size": 64, "with_ca": False}
     assert plan.max_concurrent == 1  # 2 CPUs per trial on a 2-CPU machine
     assert not any("no GPU found" in n for n in plan.notes)
 
 
 def test_max_concurrent_from_resources():
-    mc = tune_runner.max_concurrent
+    mc = resources.max_concurrent
     assert mc({"CPU": 16, "GPU": 1}, {"CPU": 1, "GPU": 0.25}, None, 20) == 4
     assert mc({"CPU": 16, "GPU": 1}, {"CPU": 1, "GPU": 0.25}, 2, 20) == 2
     assert mc({"CPU": 2}, {"CPU": 1, "GPU": 0.0}, None, 1) == 1
@@ -122,24 +127,26 @@ def test_max_concurrent_from_resources():
 
 
 def test_trial_resources_and_names():
-    pgf = tune_runner.trial_resources({"cpus": 2, "gpus": 0.25, "workers": 1}, [{"CPU": 1}])
+    res = SimpleNamespace
+    pgf = tune_runner.trial_resources(res(cpus=2, gpus=0.25, workers=1), [{"CPU": 1}])
     assert pgf.bundles == [{"CPU": 2.0, "GPU": 0.25}, {"CPU": 1}]
-    ddp = tune_runner.trial_resources({"cpus": 1, "gpus": 0, "workers": 2})
+    ddp = tune_runner.trial_resources(res(cpus=1, gpus=0, workers=2))
     assert "CPU" not in ddp.bundles[0]  # the DDP workers reserve their own CPUs
-    assert tune_runner.per_trial_demand({"cpus": 1, "gpus": 0.5, "workers": 2}, [{"CPU": 1}]) == \
+    assert resources.per_trial_demand(res(cpus=1, gpus=0.5, workers=2), [{"CPU": 1}]) == \
         {"CPU": 3.0, "GPU": 1.0}
     trial = SimpleNamespace(trial_id="abc12", config={"theta_v": 1.8, "theta_a": 0.612345, "mode": "paper"})
     assert tune_runner.trial_name(trial) == "abc12[mode=paper,theta_a=0.6123,theta_v=1.8]"
 
 
 def test_trial_overrides_merge_base_tuned_epochs_seed():
-    plan = {"base": {"lr": 1e-3, "theta_a": 0.1}, "epochs": 3, "seed": 5, "grid": False, "sweep": "x"}
-    assert tune_runner.trial_overrides(plan, {"theta_a": 0.6}) == \
-        {"lr": 1e-3, "theta_a": 0.6, "epochs": 3, "seed": 5}
+    plan = _plan("jomold_thresholds", "--set", "lr=1e-3", "--set", "theta_a=0.1", "--max-epochs", "3",
+                 "--seed", "5", "--data", "llp-sim-tiny")
+    assert plans.trial_overrides(plan, {"theta_a": 0.6}) == \
+        {"lr": 1e-3, "theta_a": 0.6, "estimator_epochs": 3, "epochs": 3, "seed": 5}
 
 
 def test_dry_run_prints_resolved_plan(capsys, tmp_path, monkeypatch):
-    monkeypatch.setattr(sweep, "_local_resources", lambda: {"CPU": 2.0, "GPU": 0.0})
+    monkeypatch.setattr(resources, "local_resources", lambda: {"CPU": 2.0, "GPU": 0.0})
     assert sweep.main(["jomold_thresholds", "--dry-run", "--grid", "--storage", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "grid of 20 cells" in out and "theta_v: [1.6, 1.7, 1.8, 1.9, 2.0]" in out
@@ -156,10 +163,10 @@ def test_existing_experiment_name_needs_resume(tmp_path, capsys):
 def test_grid_cell_receives_the_constants_its_space_derives():
     # rlld_reward_mix's grid fixes alpha1 only; its space also suggests a dozen other fields and
     # returns alpha2 = 1 - alpha1. Every cell must get its own alpha2, not the config default 0.4.
-    plan = {"base": {"eval_actor_cpus": 0.5}, "epochs": 2, "seed": 0, "grid": True,
-            "sweep": "rlld_reward_mix", "trainable": "rlld"}
+    plan = _plan("rlld_reward_mix", "--grid", "--max-epochs", "2", "--data", "llp-sim-tiny")
+    assert plan.only_arm().base["eval_actor_cpus"] == 0.5
     for a1 in (0.0, 0.2, 0.8, 1.0):
-        got = tune_runner.trial_overrides(plan, {"alpha1": a1})
+        got = plans.trial_overrides(plan, {"alpha1": a1})
         assert got["alpha1"] == a1 and got["alpha2"] == pytest.approx(1.0 - a1)
         assert got["eval_actor_cpus"] == 0.5 and (got["epochs"], got["seed"]) == (2, 0)
         # The parameters the grid leaves alone are not turned into overrides.
@@ -169,7 +176,7 @@ def test_grid_cell_receives_the_constants_its_space_derives():
 def test_cpu_preset_note_names_only_what_the_preset_decides():
     plan = _plan("jomold_thresholds", "--data", "llp-sim-tiny")
     note = next(n for n in plan.notes if "no GPU found" in n)
-    assert "llp-sim-small" not in note and "3 epochs, 4 trials" in note and plan.trial["data"] == "llp-sim-tiny"
+    assert "llp-sim-small" not in note and "3 epochs, 4 trials" in note and plan.data == "llp-sim-tiny"
     assert "--max-epochs/--num-samples override it" in note
     assert not any("no GPU found" in n for n in _plan("jomold_thresholds", "--data", "llp-sim-tiny",
                                                       "--max-epochs", "1", "--num-samples", "1").notes)
@@ -208,30 +215,31 @@ def test_cli_errors_come_before_heavy_imports(argv, tmp_path):
 
 def test_seeds_multiply_the_trials_and_the_command_reproduces_the_plan(capsys, tmp_path, monkeypatch):
     plan = _plan("jomold_thresholds", "--grid", "--seeds", "3", "--set", "theta_v=2.0", "--data", "llp-sim-tiny")
-    assert plan.n_trials == 20 * 3 and plan.trial["seeds"] == 3
-    assert plan.trial["command"] == ("python -m orchestrator.sweep jomold_thresholds --data llp-sim-tiny "
-                                     "--max-epochs 3 --grid --seed 0 --seeds 3 --set theta_v=2.0")
-    assert plan.trial["resume_command"].startswith("python -m orchestrator.sweep jomold_thresholds --resume --name ")
+    assert plan.n_trials == 20 * 3 and plan.seeds == 3
+    assert plan.command == ("python -m orchestrator.sweep jomold_thresholds --data llp-sim-tiny "
+                            "--max-epochs 3 --grid --seed 0 --seeds 3 --set theta_v=2.0")
+    assert plan.resume_command.startswith("python -m orchestrator.sweep jomold_thresholds --resume --name ")
     sampled = _plan("han_baseline", "--num-samples", "4", "--seeds", "2", "--seed", "5")
-    assert sampled.n_trials == 8 and "--num-samples 4 --seed 5 --seeds 2" in sampled.trial["command"]
-    monkeypatch.setattr(sweep, "_local_resources", lambda: {"CPU": 2.0, "GPU": 0.0})
+    assert sampled.n_trials == 8 and "--num-samples 4 --seed 5 --seeds 2" in sampled.command
+    monkeypatch.setattr(resources, "local_resources", lambda: {"CPU": 2.0, "GPU": 0.0})
     assert sweep.main(["han_baseline", "--seeds", "2", "--dry-run", "--storage", str(tmp_path)]) == 0
     assert "4 trials, each under 2 seeds (0..1; Optuna sees the mean): 8 runs" in capsys.readouterr().out
 
 
 def test_seed_index_becomes_the_trial_seed():
-    plan = {"base": {}, "epochs": 2, "seed": 10, "grid": False, "sweep": "x"}
-    assert tune_runner.trial_overrides(plan, {"lr": 0.1, "__trial_index__": 2}) == \
-        {"lr": 0.1, "epochs": 2, "seed": 12}
-    trial = SimpleNamespace(trial_id="ab", config={"lr": 0.1, "__trial_index__": 2})
+    plan = _plan("han_baseline", "--max-epochs", "2", "--seed", "10", "--data", "llp-sim-tiny")
+    assert plans.trial_overrides(plan, {"lr": 0.1, SEED_INDEX: 2}) == {"lr": 0.1, "epochs": 2, "seed": 12}
+    trial = SimpleNamespace(trial_id="ab", config={"lr": 0.1, SEED_INDEX: 2})
     assert tune_runner.trial_name(trial) == "ab[lr=0.1,seed+2]"
-    # A comparison's trial runs under its method's sub-plan.
-    cmp = {"base": {}, "epochs": 2, "seed": 0, "grid": True, "trainable": "han",
-           "methods": {"jomold": {"trainable": "jomold", "base": {"theta_v": 2.0}, "epochs": 2, "prepare": "p:q"}}}
-    sub, own = tune_runner.trial_plan(cmp, {"method": "jomold", "__trial_index__": 1})
-    assert sub["trainable"] == "jomold" and own == {}
-    assert tune_runner.trial_overrides(cmp, {"method": "jomold", "__trial_index__": 1}) == \
-        {"theta_v": 2.0, "epochs": 2, "seed": 1}
+    # A comparison's trial runs its arm: the arm label is no config value.
+    from orchestrator import compare
+
+    cmp = plans.build(compare.parse_args(["han", "jomold", "--set", "jomold.theta_v=2.0", "--max-epochs", "2",
+                                          "--data", "llp-sim-tiny"]), "compare", {"CPU": 2.0, "GPU": 0.0})
+    arm, own = plans.trial_arm(cmp, {"method": "jomold", SEED_INDEX: 1})
+    assert arm.method == "jomold" and own == {}
+    assert plans.trial_overrides(cmp, {"method": "jomold", SEED_INDEX: 1}) == \
+        {"theta_v": 2.0, "estimator_epochs": 2, "epochs": 2, "seed": 1}
 
 
 def test_show_without_a_store_is_an_error_that_writes_nothing(tmp_path, capsys):

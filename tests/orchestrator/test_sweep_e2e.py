@@ -102,7 +102,7 @@ def test_tiny_han_sweep_end_to_end(tmp_path):
     again = [ln.split() for ln in show.stdout.splitlines() if ln.startswith("  1  ") or ln.startswith("  2  ")]
     assert again == ranked
     arts = sorted(a.path for a in c.list_artifacts(parent.info.run_id, "tables"))
-    assert arts == ["tables/paper_table.html", "tables/paper_table.md", "tables/trials.parquet"]
+    assert arts == ["tables/paper_table.html", "tables/paper_table.md", "tables/summary.txt", "tables/trials.parquet"]
     md = Path(c.download_artifacts(parent.info.run_id, "tables/paper_table.md", str(tmp_path))).read_text()
     assert "real LLP, reference" in md and f"{best.data.metrics['test/seg_A']:.1f}" in md
     assert (tmp_path / "ray_results" / "tiny" / "avtune_plan.json").is_file()
@@ -150,7 +150,7 @@ def test_compare_methods_over_seeds_end_to_end(tmp_path):
     assert fake.split()[2] == "43.65±0.07"
     assert "HAN (Tian et al., 2020) *" in out and "per-class segment F" in out
     tables_dir = tmp_path / "ray_results" / "cmp" / "tables"
-    assert {p.name for p in tables_dir.iterdir()} >= {"paper_table.md", "class_f.png", "class_f.md", "compare.txt"}
+    assert {p.name for p in tables_dir.iterdir()} >= {"paper_table.md", "class_f.png", "class_f.md", "summary.txt"}
     md = (tables_dir / "paper_table.md").read_text()
     assert f"| han | {mean:.1f} ± {std:.1f} |" in md
     arts = {a.path for a in c.list_artifacts(parent.info.run_id, "tables")}

@@ -79,7 +79,7 @@ def test_interrupted_grid_sweep_resumes_without_duplicates(tmp_path):
         assert sorted(steps) == [1, 2], (ch.info.run_name, steps)
     arts = sorted(a.path for a in c.list_artifacts(parents[0].info.run_id, "tables"))
     assert arts == ["tables/heatmap.png", "tables/paper_table.html", "tables/paper_table.md",
-                    "tables/trials.parquet"]
+                    "tables/summary.txt", "tables/trials.parquet"]
     assert parents[0].data.metrics["best/val/seg_Type"] == pytest.approx(52.0)
 
 
@@ -97,7 +97,9 @@ def _crash_after_plan(tmp_path, monkeypatch, name):
     with pytest.raises(RuntimeError, match="first snapshot"):
         sweep.main(["avtune_fake_sweep:SPEC", "--grid", "--name", name, "--max-epochs", "1"])
     assert (tmp_path / "ray_results" / name / "avtune_plan.json").is_file()
-    assert not tune_runner.has_tune_state({"storage": str(tmp_path / "ray_results"), "name": name})
+    from orchestrator.storage import has_tune_state
+
+    assert not has_tune_state(str(tmp_path / "ray_results"), name)
 
 
 def test_resume_skips_experiments_that_never_saved_state(tmp_path, monkeypatch, capsys):

@@ -10,6 +10,7 @@ import pytest
 import search_spaces
 from orchestrator import methods as treg, sweep
 from search_spaces.base import SweepSpec
+from trainables.core.config import build_config, coerce_value, config_fields
 
 REG = search_spaces.registry()
 
@@ -28,7 +29,7 @@ def test_registry_has_the_issue_sweeps():
 def test_space_samples_in_range_fields(name):
     spec: SweepSpec = REG[name]
     mod = treg.load(spec.trainable)
-    fields = treg.config_fields(mod.Config)
+    fields = config_fields(mod.Config)
     study = optuna.create_study(direction="maximize", sampler=optuna.samplers.RandomSampler(seed=1))
     for _ in range(20):
         t = study.ask()
@@ -38,7 +39,7 @@ def test_space_samples_in_range_fields(name):
         for k, dist in t.distributions.items():
             if isinstance(dist, optuna.distributions.FloatDistribution):
                 assert dist.low <= params[k] <= dist.high
-        cfg = treg.build_config(mod.Config, {**spec.base, **params})
+        cfg = build_config(mod.Config, {**spec.base, **params})
         assert all(getattr(cfg, k) == v for k, v in params.items())
         study.tell(t, 0.0)
 
@@ -83,7 +84,7 @@ def test_jomold_warmup_paper_values_and_modes():
     assert set(spec.grid["warmup_mode"]) == {"paper", "official"}
     mod = treg.load(spec.trainable)
     for mode in spec.grid["warmup_mode"]:
-        treg.build_config(mod.Config, {"warmup_mode": mode})  # the trainable accepts every mode
+        build_config(mod.Config, {"warmup_mode": mode})  # the trainable accepts every mode
 
 
 def test_han_baseline_starts_at_paper_defaults():
@@ -111,7 +112,7 @@ def test_avar_alpha_uses_the_variant_table_overrides():
 
     spec = REG["avar_alpha"]
     assert spec.base["preset"] == "sim" and PRESETS["sim"]["lr"] == 3e-4  # the lr grid's choice
-    cfg = treg.build_config(Config, dict(spec.base))
+    cfg = build_config(Config, dict(spec.base))
     assert cfg.lr == 3e-4 and cfg.variant == "full" and cfg.hidden_dim == 256
     assert cfg.select_metric == "val/video_top1" and cfg.tau2 == Config().tau2
 
@@ -119,12 +120,12 @@ def test_avar_alpha_uses_the_variant_table_overrides():
 def test_set_preset_builds_the_named_bundle_and_applies_the_rest_on_top():
     mod = treg.load("jomold")
     raw = {"preset": "official", "theta_v": "2.5"}
-    cfg = treg.build_config(mod.Config, {k: treg.coerce_value(mod.Config, k, v) for k, v in raw.items()})
+    cfg = build_config(mod.Config, {k: coerce_value(mod.Config, k, v) for k, v in raw.items()})
     assert (cfg.loss_preset, cfg.cl_weight, cfg.cls_dropout, cfg.theta_v) == ("official", 1.0, 0.5, 2.5)
     with pytest.raises(ValueError, match="unknown JoMoLD preset 'nope'"):
-        treg.build_config(mod.Config, {"preset": "nope"})
+        build_config(mod.Config, {"preset": "nope"})
     han_cfg = treg.load("han").Config
     with pytest.raises(KeyError, match="has no named presets"):
-        treg.build_config(han_cfg, {"preset": "official"})
+        build_config(han_cfg, {"preset": "official"})
     with pytest.raises(KeyError, match="unknown config key 'preset'"):
-        treg.coerce_value(han_cfg, "preset", "official")
+        coerce_value(han_cfg, "preset", "official")

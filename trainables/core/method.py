@@ -91,6 +91,10 @@ class MethodSpec:
         reference: Key of this method's published rows in the task's ``reference_rows``.
         smoke: Config overrides for a fast run on the task's ``tiny_data`` (the contract test and
             quick checks train 2 epochs with them).
+        mark: Optional ``"module:function"``, ``f(cfg) -> (symbol, note) | None``: a config that
+            runs a protocol variant (e.g. thresholds chosen on the validation set) returns the
+            symbol tables put after its row's label and the footnote that explains it, so rows
+            of different protocols are never read as comparable.
     """
 
     name: str
@@ -104,6 +108,7 @@ class MethodSpec:
     check: str | None = None
     reference: str | None = None
     smoke: Mapping[str, Any] = field(default_factory=dict)
+    mark: str | None = None
     module: str = ""
 
     def __post_init__(self) -> None:
@@ -112,7 +117,7 @@ class MethodSpec:
         if self.module:
             for attr, default in (("config", "Config"), ("fit", "fit")):
                 object.__setattr__(self, attr, getattr(self, attr) or f"{self.module}:{default}")
-            for hook in ("prepare", "extra_kwargs", "extra_bundles", "check"):
+            for hook in ("prepare", "extra_kwargs", "extra_bundles", "check", "mark"):
                 ref = getattr(self, hook)
                 if ref and ":" not in ref:
                     object.__setattr__(self, hook, f"{self.module}:{ref}")
@@ -124,12 +129,6 @@ class MethodSpec:
 
     def fit_fn(self):
         return resolve(self.fit)
-
-    def hook(self, which: str):
-        """The optional hook ``which`` (``prepare``, ``extra_kwargs``, ``extra_bundles``, ``check``)
-        or None."""
-        ref = getattr(self, which)
-        return resolve(ref) if ref else None
 
 
 @dataclass(frozen=True)
@@ -148,8 +147,16 @@ class TaskSpec:
         reference_note: What the reference rows are (shown under the table).
         data_note: Which data the task's simulated presets stand in for.
         tiny_data: The task's smallest simulated data spec (tests, smoke runs).
+        default_data: The data spec a run uses on a GPU machine unless it says otherwise.
+        cpu_data: The same on a CPU-only machine (the CLIs say when they take it).
+        default_epochs: Epochs of a run on a GPU machine unless it says otherwise.
+        cpu_epochs: The same on a CPU-only machine.
         presets: ``"module:attribute"`` of its :class:`trainables.data.presets.PresetFamily`
             (the simulated presets and the ``PREFIX=PATH`` specs the data registry resolves).
+        commands: ``"module:function"`` adding the task's data commands to ``python -m
+            orchestrator.data`` (``f(subparsers)``; each command sets ``func(args) -> int``).
+        scorer: ``"module:function"``, ``main(argv) -> int`` of ``python -m orchestrator.score``
+            for this task's predictions (scoring another codebase's output), or empty.
     """
 
     name: str
@@ -162,7 +169,13 @@ class TaskSpec:
     reference_note: str = ""
     data_note: str = ""
     tiny_data: str = ""
+    default_data: str = ""
+    cpu_data: str = ""
+    default_epochs: int = 25
+    cpu_epochs: int = 3
     presets: str = ""
+    commands: str = ""
+    scorer: str = ""
 
     def references_for(self, methods: Sequence[str]) -> list[tuple[str, Sequence[float]]]:
         """The published rows of the baseline and ``methods`` (in that order, each method's once)."""
@@ -189,14 +202,25 @@ def task_spec(name: str) -> TaskSpec:
 
 
 def method_task(method: str) -> TaskSpec:
-    """The task of a method under ``trainables/methods/`` (by its METHOD's name).
+    """The task of a method: a discovered one under ``trainables/methods/`` (by its METHOD's
+    name), or an importable module exporting ``METHOD`` or naming ``TASK_NAME`` (default avvp).
 
     Raises:
         KeyError: No such method.
     """
+    import importlib.util
+
     import trainables.methods as pkg
 
     methods = discover_specs(pkg, "METHOD", MethodSpec, packages_only=True)
-    if method not in methods:
+    if method in methods:
+        return task_spec(methods[method].task)
+    try:
+        found = importlib.util.find_spec(method) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
         raise KeyError(f"unknown method {method!r}; known methods: {', '.join(methods)}")
-    return task_spec(methods[method].task)
+    mod = importlib.import_module(method)
+    spec = getattr(mod, "METHOD", None)
+    return task_spec(spec.task if isinstance(spec, MethodSpec) else getattr(mod, "TASK_NAME", "avvp"))

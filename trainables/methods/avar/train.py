@@ -25,10 +25,10 @@ Choices where the restated method leaves room (all documented at the function th
   nearest neighbour.
 * Sinkhorn is the paper's plain equal-partition Sinkhorn-Knopp on the raw cosine scores (eps 0.05,
   3 iterations). ``sinkhorn_standardize`` (ours, off) first divides the scores by their batch
-  standard deviation (then use eps ~0.5); it was added against a collapse to uniform predictions
-  (loss stuck at log K) seen earlier in development and is no longer needed: on AR-sim v2 the
-  plain version sits near log K for ~10 epochs, leaves it within ~20 and gives the same L_ins
-  result (see docs/benchmarks.md, "Action recognition").
+  standard deviation (then use eps ~0.5), a guard against a collapse to uniform predictions (loss
+  stuck at log K); the plain version does not need it on AR-sim: it sits near log K for ~10
+  epochs, leaves it within ~20 and gives the same L_ins result (docs/benchmarks.md, "Action
+  recognition").
 * One Adam state serves both phases (the restated method names one Adam optimiser).
   ``phase_optimizers`` (ours, off) gives Phase 1 its own state; see the Config note and the
   measured variant table (docs/benchmarks.md) for why it matters for the ablation order.

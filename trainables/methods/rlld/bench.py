@@ -13,17 +13,8 @@ warmed up first), the selected epoch's validation and test Type@AV / Event@AV sc
 training wall time; then times JoMoLD's whole pipeline (estimator + denoising, same epochs) on the
 same data and device and prints RLLD/JoMoLD time ratios.
 
-``--quality`` instead trains HAN, JoMoLD and RLLD (synchronous rewards from an in-process
-evaluator: no Ray) on the same data, epochs and seeds and prints the ten test F-scores of each
-(model selected by val/seg_Type) and, for JoMoLD and RLLD, denoising precision/recall of the
-removed labels against LLP-sim's hidden truth. ``--methods`` picks the rows (default
-``han,jomold,rlld:paper,rlld:stable``): ``han``, ``jomold``, ``jomold_cl`` (JoMoLD with MA's
-contrastive term, ``cl_weight=1``), ``rlld:<preset>`` (``Config.from_preset``, see
-``trainables.methods.rlld.config.PRESETS``) optionally followed by ``+no_inter`` or ``+no_label``
-(the paper's ablations: ``use_inter_reward=False``, ``use_label_input=False``); ``--set``
-overrides apply to every RLLD row. ``--seeds 0,1,2`` repeats everything per seed and prints mean
-+- std over seeds. With ``--json`` every finished run is written at once (with each RLLD run's
-per-epoch diagnostics under ``epochs``), so an interrupted benchmark keeps what it measured.
+Quality (test scores and denoising figures of RLLD's readings beside HAN and JoMoLD, over seeds)
+is the named comparison ``python -m orchestrator.compare rlld_quality --seeds 3``.
 
 Targets: async >= 1.5x sync throughput with 2 actors, final val Type@AV within 1 point
 of sync, RLLD's whole training <= 3x JoMoLD's (the paper: about 8 h vs 3 h, 2.7x).
@@ -61,25 +52,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--no-jomold", action="store_true", help="skip the JoMoLD timing")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE",
                    help="further trainables.methods.rlld.config.Config overrides (preset=NAME picks a preset)")
-    p.add_argument("--quality", action="store_true",
-                   help="compare HAN, JoMoLD and RLLD scores instead of timing async vs sync")
-    p.add_argument("--methods", default="han,jomold,rlld:paper,rlld:stable",
-                   help="--quality rows: han, jomold, jomold_cl, rlld:<preset>[+no_inter|+no_label] "
-                        "(default han,jomold,rlld:paper,rlld:stable)")
-    p.add_argument("--seeds", default=None,
-                   help="--quality: comma-separated seeds (default: --seed); mean +- std over them")
     p.add_argument("--json", help="also write the figures as JSON here")
     return p
-
-
-# The paper's ablations, as suffixes of an rlld:<preset> row.
-ABLATIONS = {"no_inter": {"use_inter_reward": False}, "no_label": {"use_label_input": False}}
 
 
 def _cfg(args, preset: str | None = None, **kw):
     """The RLLD config of ``--set`` overrides plus ``kw``; ``preset`` (or ``--set preset=NAME``)
     through ``Config.from_preset``."""
-    from orchestrator.methods import PRESET_KEY, build_config, coerce_value
+    from trainables.core.config import PRESET_KEY, build_config, coerce_value
     from trainables.methods.rlld.config import Config
 
     over = {}
@@ -91,20 +71,6 @@ def _cfg(args, preset: str | None = None, **kw):
     if preset is not None:
         over[PRESET_KEY] = preset
     return build_config(Config, {**over, **kw})
-
-
-def parse_rlld_method(method: str) -> tuple[str, dict]:
-    """``rlld:<preset>[+ablation...]`` -> ``(preset, overrides)``; ValueError if unknown."""
-    from trainables.methods.rlld.config import PRESETS
-
-    spec = method.partition(":")[2] or "paper_avtune"
-    preset, *abl = spec.split("+")
-    if preset not in PRESETS or any(a not in ABLATIONS for a in abl):
-        raise ValueError(method)
-    over: dict = {}
-    for a in abl:
-        over.update(ABLATIONS[a])
-    return preset, over
 
 
 def _run_rlld(args, path, dev, sync: bool) -> dict:
@@ -155,158 +121,10 @@ def _run_jomold(args, path, dev) -> dict:
             "test_seg_Type": res.get("test/seg_Type", float("nan"))}
 
 
-SCORE_KEYS = ("seg_A", "seg_V", "seg_AV", "seg_Type", "seg_Event",
-              "event_A", "event_V", "event_AV", "event_Type", "event_Event")
-DENOISE_KEYS = ("denoise/precision_a", "denoise/recall_a", "denoise/precision_v",
-                "denoise/recall_v", "noise_ratio/mae_a", "noise_ratio/mae_v",
-                "rlld/sampled_precision_a", "rlld/sampled_recall_a",
-                "rlld/sampled_precision_v", "rlld/sampled_recall_v", "rlld/noise_auc_a",
-                "rlld/noise_auc_v")
-
-
-def _quality_run(args, method: str, seed: int, path, dev) -> dict:
-    from trainables.methods.han import train as han
-    from trainables.methods.jomold import train as jomold
-    from trainables.methods.rlld.training import fit as rlld_fit
-
-    t0 = time.perf_counter()
-    epochs: list[dict] = []
-    if method == "han":
-        res = han.fit(han.Config(epochs=args.epochs, seed=seed), path, device=dev)
-    elif method in ("jomold", "jomold_cl"):
-        cfg = jomold.Config(epochs=args.epochs, estimator_epochs=args.epochs, seed=seed,
-                            cl_weight=1.0 if method == "jomold_cl" else 0.0)
-        with tempfile.TemporaryDirectory(prefix="avtune-bench-rlld-est-") as cache:
-            res = jomold.fit(cfg, path, device=dev, estimator_cache_dir=cache)
-    else:
-        preset, over = parse_rlld_method(method)
-
-        def report(e, m, sf):
-            epochs.append({k: float(v) for k, v in m.items() if k.startswith(EPOCH_PREFIXES)})
-            print(f"  {method} seed {seed} {epoch_line(e, m)}", flush=True)
-
-        res = rlld_fit(_cfg(args, preset, **{"sync": True, **over, "epochs": args.epochs,
-                                             "seed": seed}),
-                       path, device=dev, reporter=report)
-    res = {k: float(v) for k, v in res.items()}
-    res["wall_s"] = time.perf_counter() - t0
-    if epochs:
-        res["epochs"] = epochs
-    return res
-
-
-# Per-epoch figures an RLLD run keeps in the JSON (the deciding experiment's curves).
-EPOCH_PREFIXES = ("epoch", "train/kept", "rlld/", "denoise/", "val/seg", "reward/", "time/epoch")
-
-
-def epoch_line(epoch: int, m: dict) -> str:
-    """One line of RLLD diagnostics per epoch: what the agent's keep probabilities do for truly
-    noisy vs clean labels (LLP-sim truth), and the validation scores."""
-    def g(k: str) -> float:
-        return float(m.get(k, float("nan")))
-
-    return (f"epoch {epoch}: kept a/v {g('train/kept_a'):.3f}/{g('train/kept_v'):.3f}, keep p "
-            f"noisy/clean v {g('rlld/keep_p_noisy_v'):.3f}/{g('rlld/keep_p_clean_v'):.3f} "
-            f"a {g('rlld/keep_p_noisy_a'):.3f}/{g('rlld/keep_p_clean_a'):.3f}, noise AUC a/v "
-            f"{g('rlld/noise_auc_a'):.3f}/{g('rlld/noise_auc_v'):.3f} (within class "
-            f"{g('rlld/noise_auc_within_a'):.3f}/{g('rlld/noise_auc_within_v'):.3f}), greedy P/R "
-            f"a {g('denoise/precision_a'):.2f}/{g('denoise/recall_a'):.2f} v "
-            f"{g('denoise/precision_v'):.2f}/{g('denoise/recall_v'):.2f}, sampled P/R a "
-            f"{g('rlld/sampled_precision_a'):.2f}/{g('rlld/sampled_recall_a'):.2f} v "
-            f"{g('rlld/sampled_precision_v'):.2f}/{g('rlld/sampled_recall_v'):.2f}, val seg V/Type "
-            f"{g('val/seg_V'):.1f}/{g('val/seg_Type'):.1f}, {g('time/epoch_s'):.0f} s")
-
-
-def _mean_std(xs: list[float]) -> tuple[float, float]:
-    n = len(xs)
-    if n == 0:
-        return float("nan"), float("nan")
-    m = sum(xs) / n
-    sd = (sum((x - m) ** 2 for x in xs) / (n - 1)) ** 0.5 if n > 1 else 0.0
-    return m, sd
-
-
-def quality_table(runs: dict[str, list[dict]]) -> str:
-    """Test F-scores and denoising figures per method as text, mean +- std over seeds."""
-    def cell(vals: list[float], fmt: str) -> str:
-        vals = [v for v in vals if v == v]  # a figure a method does not report is NaN
-        m, sd = _mean_std(vals)
-        return (fmt.format(m) + ("+-" + fmt.format(sd) if len(vals) > 1 else "")) if vals else "-"
-
-    lines = ["test F-scores (model selected by val/seg_Type)"]
-    lines.append(f"{'method':<22s}" + "".join(f"{k:>13s}" for k in SCORE_KEYS) + f"{'wall s':>9s}")
-    for name, rs in runs.items():
-        lines.append(f"{name:<22s}" + "".join(
-            f"{cell([r.get('test/' + k, float('nan')) for r in rs], '{:.1f}'):>13s}"
-            for k in SCORE_KEYS) + f"{cell([r['wall_s'] for r in rs], '{:.0f}'):>9s}")
-    lines.append("")
-    lines.append("label denoising on the train split (selected epoch)")
-    lines.append(f"{'method':<22s}" + "".join(f"{k.split('/')[1]:>20s}" for k in DENOISE_KEYS))
-    for name, rs in runs.items():
-        if name == "han":
-            continue
-        lines.append(f"{name:<22s}" + "".join(
-            f"{cell([r.get(k, float('nan')) for r in rs], '{:.3f}'):>20s}" for k in DENOISE_KEYS))
-    return "\n".join(lines)
-
-
-EPOCH_KEYS = ("rlld/keep_p_noisy_v", "rlld/keep_p_clean_v", "rlld/keep_p_noisy_a",
-              "rlld/keep_p_clean_a", "rlld/noise_auc_v", "rlld/noise_auc_a", "rlld/policy_steps")
-
-
-def epoch_table(runs: dict[str, list[dict]]) -> str:
-    """Per RLLD row and epoch, the mean over seeds of the agent's keep probabilities of truly noisy
-    and clean labels, its noise AUC and the agent updates of the epoch."""
-    lines = ["agent per epoch (mean over seeds): keep p noisy/clean v, a; noise AUC v, a; updates"]
-    for name, rs in runs.items():
-        n = min((len(r.get("epochs", [])) for r in rs), default=0)
-        for e in range(n):
-            vals = [sum(r["epochs"][e].get(k, float("nan")) for r in rs) / len(rs)
-                    for k in EPOCH_KEYS]
-            lines.append(f"{name:<22s} epoch {e}: {vals[0]:.3f}/{vals[1]:.3f}  {vals[2]:.3f}/"
-                         f"{vals[3]:.3f}  {vals[4]:.3f}  {vals[5]:.3f}  {vals[6]:.0f}")
-    return "\n".join(lines)
-
-
-def _quality(args, path, dev) -> dict:
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else [args.seed]
-    runs: dict[str, list[dict]] = {m: [] for m in methods}
-    for seed in seeds:
-        for m in methods:
-            res = _quality_run(args, m, seed, path, dev)
-            runs[m].append(res)
-            print(f"{m} seed {seed}: test seg_V {res.get('test/seg_V', float('nan')):.1f}, "
-                  f"seg_Type {res.get('test/seg_Type', float('nan')):.1f}, "
-                  f"denoise P/R v {res.get('denoise/precision_v', float('nan')):.3f}/"
-                  f"{res.get('denoise/recall_v', float('nan')):.3f}, {res['wall_s']:.0f} s",
-                  flush=True)
-            if args.json:
-                _write_json(args.json, {"data": args.data, "epochs": args.epochs, "seeds": seeds,
-                                        "runs": runs})
-    print()
-    print(quality_table(runs))
-    print()
-    print(epoch_table(runs))
-    return runs
-
-
 def _write_json(path: str, obj) -> None:
     from trainables.data.format import atomic_write_bytes
 
     atomic_write_bytes(path, json.dumps(obj, indent=2).encode())
-
-
-def _known_method(m: str) -> bool:
-    if m in ("han", "jomold", "jomold_cl", "rlld"):
-        return True
-    if not m.startswith("rlld:"):
-        return False
-    try:
-        parse_rlld_method(m)
-    except ValueError:
-        return False
-    return True
 
 
 def _check_args(args) -> str | None:
@@ -317,18 +135,6 @@ def _check_args(args) -> str | None:
     bad = sorted(set(modes) - {"sync", "async"})
     if bad or not modes:
         return f"--modes: unknown {bad or modes}; expected sync,async"
-    bad = [m for m in (x.strip() for x in args.methods.split(",")) if m and not _known_method(m)]
-    if bad:
-        from trainables.methods.rlld.config import PRESETS
-
-        return (f"--methods: unknown {bad}; expected han, jomold, jomold_cl, "
-                f"rlld:<preset>[+no_inter|+no_label] with preset in {sorted(PRESETS)}")
-    try:
-        seeds = [int(x) for x in args.seeds.split(",")] if args.seeds else None
-    except ValueError:
-        return f"--seeds {args.seeds!r}: expected comma-separated integers"
-    if seeds is not None and not seeds:
-        return "--seeds: no seed given"
     return None
 
 
@@ -403,14 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: --data {args.data}: {e}", file=sys.stderr)
         return 2
     print(f"data    {describe_data(args.data)}")
-    pool_txt = ("no actors (in-process rewards)" if args.quality else
-                f"{args.actors} actors x {args.actor_cpus} CPU, {args.actor_gpus} GPU")
+    pool_txt = f"{args.actors} actors x {args.actor_cpus} CPU, {args.actor_gpus} GPU"
     print(f"device  {dev}{' (' + torch.cuda.get_device_name(dev) + ')' if gpu else ''}; "
           f"{pool_txt}; epochs {args.epochs}; learner threads {args.threads}"
           + (f"; validation slowed by {args.eval_slowdown} s (emulation)" if args.eval_slowdown else ""))
-    if args.quality:
-        _quality(args, path, dev)
-        return 0
     summary = _timing(args, path, dev)
     if args.json:
         _write_json(args.json, summary)

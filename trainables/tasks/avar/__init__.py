@@ -16,6 +16,11 @@ TASK = TaskSpec(
     reference_note="No published rows: the method's paper reports Kinetics/UCF101 figures on "
                    "data avtune cannot reach.",
     presets="trainables.tasks.avar.presets:FAMILY",
+    commands="trainables.tasks.avar.commands:register",
     tiny_data="avar-sim-tiny",
+    default_data="avar-sim",
+    cpu_data="avar-sim-small",
+    default_epochs=60,
+    cpu_epochs=12,
     data_note="AR-sim or converted clip features",
 )

@@ -23,6 +23,12 @@ TASK = TaskSpec(
     baseline="han",
     reference_note=REFERENCE_NOTE,
     presets="trainables.tasks.avvp.presets:FAMILY",
+    commands="trainables.tasks.avvp.commands:register",
+    scorer="trainables.tasks.avvp.scoring:main",
     tiny_data="llp-sim-tiny",
+    default_data="llp-sim",
+    cpu_data="llp-sim-small",
+    default_epochs=25,
+    cpu_epochs=3,
     data_note="LLP",
 )

@@ -137,7 +137,7 @@ def test_presets_are_explicit_and_wired():
 
 def test_preset_reaches_the_config_through_build_config():
     """``--set preset=NAME`` builds ``Config.from_preset(NAME, **rest)`` and validates it."""
-    from orchestrator.methods import build_config, coerce_value
+    from trainables.core.config import build_config, coerce_value
 
     cfg = build_config(Config, {"preset": coerce_value(Config, "preset", "paper"),
                                 "episode_steps": 4})
