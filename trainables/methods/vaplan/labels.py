@@ -26,9 +26,9 @@ from trainables.core.stage_cache import cached_stage, stage_key
 from trainables.data.format import fingerprint
 from trainables.methods.vaplan.pseudo import PROMPTS, class_scores
 from trainables.tasks.avvp import teacher_data as td
-from trainables.tasks.avvp.teachers import pseudo_label_quality, simulate_teacher
+from trainables.tasks.avvp.pseudo_labels import SHORT, harvest, label_quality
+from trainables.tasks.avvp.teachers import simulate_teacher
 
-SHORT = {"visual": "v", "audio": "a"}
 
 
 def teacher_source(cfg: Any, data_path) -> str:
@@ -105,10 +105,10 @@ def truth_labels(split_data: Any, split: str) -> dict[str, torch.Tensor]:
 
 def plg(cfg: Any, scores: dict[str, torch.Tensor], labels: torch.Tensor) -> dict[str, torch.Tensor]:
     """Segment pseudo labels ``{"visual": Y_v, "audio": Y_a}`` (bool, (N, T, C), on ``labels``'s
-    device): ``s >= tau AND weak label``."""
-    y = labels.bool()[:, None, :]
+    device): ``s >= tau AND weak label``, the AVVP task's one harvesting rule
+    (:func:`trainables.tasks.avvp.pseudo_labels.harvest`, inclusive, one threshold per modality)."""
     taus = {"visual": cfg.tau_v, "audio": cfg.tau_a}
-    return {m: (scores[m].to(labels.device) >= taus[m]) & y for m in ("visual", "audio")}
+    return {m: harvest(scores[m].to(labels.device), taus[m], labels) for m in ("visual", "audio")}
 
 
 def quality(seg_labels: dict[str, torch.Tensor], split_data: Any, prefix: str) -> dict[str, float]:
@@ -118,15 +118,12 @@ def quality(seg_labels: dict[str, torch.Tensor], split_data: Any, prefix: str) -
     pseudo labels, the paper's Tables 1-4), audio likewise, and ``{prefix}video_precision_v``/``_a``:
     the precision of the video-level pseudo labels against the modality's video-level truth.
     """
-    if not split_data.has_truth:
-        return {}
-    out: dict[str, float] = {}
+    out = label_quality(seg_labels, split_data, prefix)
+    if not out:
+        return out
     true_a, true_v = split_data.modality_truth()
-    for m, gt, true in (("visual", split_data.gt_visual, true_v), ("audio", split_data.gt_audio, true_a)):
-        q = pseudo_label_quality(seg_labels[m].cpu().numpy(), gt.cpu().numpy())
+    for m, true in (("visual", true_v), ("audio", true_a)):
         s = SHORT[m]
-        out[f"{prefix}seg_F_{s}"] = q["seg"]
-        out[f"{prefix}event_F_{s}"] = q["event"]
         vid = seg_labels[m].any(1).cpu()
         out[f"{prefix}video_precision_{s}"] = float(100.0 * (vid & true.cpu()).sum() / max(int(vid.sum()), 1))
     return out

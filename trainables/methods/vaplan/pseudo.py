@@ -28,6 +28,8 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
+from trainables.tasks.avvp.pseudo_labels import harvest
+
 # Prompt templates of the paper's prompt study; "[CLS]" is replaced by the class name. VP1 and AP2
 # are the defaults the paper settles on for the visual and audio teacher respectively.
 VISUAL_PROMPTS: dict[str, str] = {
@@ -122,7 +124,7 @@ def segment_pseudo_labels(seg_emb: Any, text_emb: Any, video_labels: Any, tau: f
     y = _tensor(video_labels, "video_labels", 2).to(s.device)
     if tuple(y.shape) != (s.shape[0], s.shape[2]):
         raise ValueError(f"video_labels: expected shape {(s.shape[0], s.shape[2])}, got {tuple(y.shape)}")
-    return (s >= tau) & (y != 0)[:, None, :]
+    return harvest(s, tau, y)
 
 
 def video_pseudo_labels(seg_labels: Any) -> torch.Tensor:

@@ -52,6 +52,7 @@ from trainables.methods.vaplan.losses import LAMBDA, MASKS, VARIANTS as LOSS_VAR
 from trainables.methods.vaplan.pseudo import (AUDIO_PROMPTS, TAU_AUDIO, TAU_VISUAL, VISUAL_PROMPTS)
 from trainables.tasks.avvp import backbone as bb
 from trainables.tasks.avvp import eval as ae
+from trainables.tasks.avvp.pseudo_labels import SHORT
 
 log = logging.getLogger(__name__)
 
@@ -297,7 +298,7 @@ def make_labels(cfg: Config, data_path, data: dict, dev: torch.device
     refined = {s: refine(cfg, probs, s, labels[s]) for s in ("train", "val")}
     metrics.update(pl.quality(refined["val"], data["val"], "pseudo/pld_"))
     metrics.update(pl.quality(refined["train"], data["train"], "pseudo/pld_train_"))
-    metrics.update({f"pseudo/pld_flipped_{pl.SHORT[m]}": float((refined["train"][m] != labels["train"][m]).sum())
+    metrics.update({f"pseudo/pld_flipped_{SHORT[m]}": float((refined["train"][m] != labels["train"][m]).sum())
                     for m in MODALITIES})
     return refined["train"], {**metrics, **final_quality(metrics, "pseudo/pld_")}
 
