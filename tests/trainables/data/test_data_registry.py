@@ -123,6 +123,7 @@ def test_cpu_helpers():
     assert registry.cpu_preset("llp=/x") == "llp=/x"
     assert registry.is_cpu_only() is (not torch.cuda.is_available())
     assert set(registry.PRESETS) == {"llp-sim", "llp-sim-small", "llp-sim-tiny",
+                                     "llp-sim-v2", "llp-sim-v2-small", "llp-sim-v2-tiny",
                                      "avar-sim", "avar-sim-small", "avar-sim-tiny"}
 
 
