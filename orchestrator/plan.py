@@ -393,8 +393,7 @@ def describe(plan: Plan) -> str:
                   f"runs        {len(plan.arms)} arm(s) x {plan.seeds} seed(s) "
                   f"({plan.seed}..{plan.seed + plan.seeds - 1}) = {plan.n_trials}"]
         w = max(len(k) for k in plan.arms) + 2
-        lines += [f"  {k:<{w}}{a.method} {a.base or '(defaults)'}" for k, a in plan.arms.items()]
-        lines.append(f"epochs      {plan.epochs}")
+        lines += [f"  {k:<{w}}{a.method} {a.base or '(defaults)'}, {a.epochs} epochs" for k, a in plan.arms.items()]
     what = "trial" if plan.kind == "sweep" else "run"
     from trainables.data.registry import describe_data
 
@@ -418,7 +417,10 @@ def command_line(kind: str, positional: list[str], plan: Plan, search: list[tupl
                  tail: list[tuple[str, object]]) -> str:
     """The command that runs the same plan again: every resolved setting that changes results,
     explicit (so it does not depend on the machine's presets)."""
-    opts: list[tuple[str, object]] = [("--data", plan.data), ("--max-epochs", plan.epochs), *search,
+    # Arms on their own schedules (a named comparison's) keep them: no --max-epochs over them.
+    one = len({a.epochs for a in plan.arms.values()}) == 1
+    opts: list[tuple[str, object]] = [("--data", plan.data), ("--max-epochs", plan.epochs if one else None),
+                                      *search,
                                       ("--seed", plan.seed), ("--seeds", plan.seeds if plan.seeds > 1 else None),
                                       ("--workers-per-trial", plan.workers if plan.workers > 1 else None),
                                       *tail]

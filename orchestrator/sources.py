@@ -260,20 +260,22 @@ def finish_arms(src: Source, args: argparse.Namespace, data: str, epochs: int,
 
     routed = _route(src, args.sets)
     arms: list[dict[str, Any]] = []
+    capped_by: dict[tuple[tuple[str, ...], int], list[str]] = {}
     for p in src.pending:
         entry, mod = _method(p.method)
         base = dict(p.base)
+        # A named comparison's entry may keep its paper's schedule; --max-epochs overrides it.
+        own = base.pop("epochs", None)
+        n_epochs = int(args.max_epochs or own or epochs)
         label = f"{p.label}." if src.route_sets else ""
         try:
-            capped = treg.apply_sets(mod.Config, base, routed[p.label], epochs, label=label)
+            capped = treg.apply_sets(mod.Config, base, routed[p.label], n_epochs, label=label)
         except ValueError as e:
             raise PlanError(str(e)) from None
         if capped:
-            what = f"{p.label}: " if src.route_sets else ""
-            hint = "" if src.route_sets else f" (--set {capped[0]}=N to change)"
-            notes.append(f"{what}{', '.join(capped)} capped at {epochs} like epochs{hint}")
+            capped_by.setdefault((tuple(capped), n_epochs), []).append(p.label)
         try:
-            cfg = treg.checked_config(entry, mod.Config, {**base, "epochs": epochs, "seed": args.seed}, data)
+            cfg = treg.checked_config(entry, mod.Config, {**base, "epochs": n_epochs, "seed": args.seed}, data)
         except (TypeError, ValueError, KeyError) as e:
             raise PlanError(f"config of {p.label if src.route_sets else p.method}: {e}") from None
         if p.source:
@@ -282,6 +284,10 @@ def finish_arms(src: Source, args: argparse.Namespace, data: str, epochs: int,
         flag = mark(cfg) if mark is not None else None
         if flag:
             src.mark_notes[flag[0]] = flag[1]
-        arms.append(dict(label=p.label, method=p.method, base=base, epochs=int(epochs),
+        arms.append(dict(label=p.label, method=p.method, base=base, epochs=n_epochs,
                          prepare=entry.prepare, mark=flag[0] if flag else "", reference=p.reference))
+    for (fields, n), labels in capped_by.items():
+        what = f"{', '.join(labels)}: " if src.route_sets else ""
+        hint = "" if src.route_sets else f" (--set {fields[0]}=N to change)"
+        notes.append(f"{what}{', '.join(fields)} capped at {n} like epochs{hint}")
     return arms

@@ -273,7 +273,7 @@ def prediction_table(entries: Sequence[tuple[str, Group]], task: TaskSpec,
     body = []
     for label, g in entries:
         means, stds = g.scores(task.score_keys)
-        body.append([label, "predicted"] + [fmt_pm(means[k], stds[k], g.n_finished) for k in task.score_keys])
+        body.append([label, "ours"] + [fmt_pm(means[k], stds[k], g.n_finished) for k in task.score_keys])
         ref = references.get(label)
         if ref in published:
             vals = list(published[ref])
@@ -281,4 +281,4 @@ def prediction_table(entries: Sequence[tuple[str, Group]], task: TaskSpec,
             body.append(["", "error"] + [f"{means[k] - v:+.1f}" if finite(means[k]) else "-"
                                          for k, v in zip(task.score_keys, vals)])
     return Table(["Run", "", *task.score_labels], body, left=2,
-                 notes=[f"error = predicted minus published. {task.reference_note}"])
+                 notes=[f"error = ours minus published. {task.reference_note}"])

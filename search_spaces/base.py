@@ -78,7 +78,8 @@ class Entry:
     Attributes:
         label: The row's name in tables and MLflow (unique within the comparison).
         method: A discovered method's name.
-        overrides: Config fields it sets (``preset`` builds a named preset).
+        overrides: Config fields it sets (``preset`` builds a named preset; ``epochs`` keeps the
+            entry's own schedule, e.g. its paper's, unless ``--max-epochs`` is given).
         reference: The label of the published row (the task's reference rows) it is read
             against, for a prediction table; empty for none.
     """

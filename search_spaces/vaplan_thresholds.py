@@ -29,7 +29,7 @@ its labels, so trials that differ only in K/alpha share one.
 from __future__ import annotations
 
 from search_spaces.base import SweepSpec
-from trainables.methods.vaplan.train import QUALITY_KEY
+from trainables.methods.vaplan import QUALITY_KEY
 
 
 def _plg(trial) -> None:

@@ -55,7 +55,7 @@ def test_a_comparison_reads_its_entries_against_the_published_rows_and_marks_pro
                    columns=["denoise/precision_v"])
     text = "\n".join(report.closing_lines(info, _rows()))
     pred = text.split("read against the papers:")[1].splitlines()
-    row = next(ln for ln in pred if ln.split()[:2] == ["jomold", "predicted"])
+    row = next(ln for ln in pred if ln.split()[:2] == ["jomold", "ours"])
     assert row.split()[2:5] == ["58.5", "±", "0.7"]
     err = next(ln for ln in pred if ln.split()[:1] == ["error"])
     # ours 58.5 against the published 60.6 seg A: -2.1; 59.6 seg Type: -1.1

@@ -8,6 +8,11 @@ cached; quality against the truth), ``train`` (``Config``, ``fit``).
 
 from trainables.core.method import MethodSpec
 
+# The paper's criterion for its pseudo-label settings (tau, prompts, K/alpha): the quality of the
+# labels the final model trains on, as the mean of the visual and audio val segment-level F. Here
+# (no torch import) so the sweep that optimises it stays light to import.
+QUALITY_KEY = "pseudo/final_seg_F"
+
 METHOD = MethodSpec("vaplan", "avvp", module="trainables.methods.vaplan.train", reference="vaplan",
                     smoke={"stage1_epochs": 2, "batch_size": 16},
                     description="VAPLAN: CLIP/CLAP segment pseudo labels, richness-aware loss, "

@@ -50,6 +50,7 @@ from trainables.methods.vaplan.denoise import (ALPHA_AUDIO, ALPHA_VISUAL, K_AUDI
                                                denoise_pseudo_labels)
 from trainables.methods.vaplan.losses import LAMBDA, MASKS, VARIANTS as LOSS_VARIANTS, ple_loss
 from trainables.methods.vaplan.pseudo import (AUDIO_PROMPTS, TAU_AUDIO, TAU_VISUAL, VISUAL_PROMPTS)
+from trainables.methods.vaplan import QUALITY_KEY
 from trainables.tasks.avvp import backbone as bb
 from trainables.tasks.avvp import eval as ae
 from trainables.tasks.avvp.pseudo_labels import SHORT
@@ -67,7 +68,6 @@ LABEL_FIELDS = ("tau_v", "tau_a", "prompt_v", "prompt_a", "teacher", "teacher_se
 # smooths the visual targets with 0.9 (``0.9*y + 0.05``) and leaves the audio ones hard.
 HAN_SMOOTH_A = 1.0
 HAN_SMOOTH_V = 0.9
-QUALITY_KEY = "pseudo/final_seg_F"
 
 # Named bundles of settings (Config.from_preset). ``paper``: the paper's final setup (the
 # defaults); ``pld_both``: PLD on both modalities, its ablation.
