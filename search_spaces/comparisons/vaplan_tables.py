@@ -14,17 +14,17 @@ from __future__ import annotations
 
 from search_spaces.base import ComparisonSpec, Entry
 
-_REF = "VAPLAN ({}) (Zhou et al.) [real LLP, reference]"
+_REF = "VAPLAN {} (Zhou et al.) [real LLP, reference]"
 
 SPEC = ComparisonSpec(
     name="vaplan_tables",
     description="VAPLAN Table 5 rows (1)-(5), PLD on both, Table 6 SR/CR only, HAN, JoMoLD w/ CL, oracle",
     entries=(
         Entry("row1_han_ls", "vaplan", {"variant": "han"}, reference="HAN (Tian et al., 2020) [real LLP, reference]"),
-        Entry("row2_video", "vaplan", {"variant": "video"}, reference=_REF.format("2) PLG video-level")),
+        Entry("row2_video", "vaplan", {"variant": "video"}, reference=_REF.format("(2) PLG video-level")),
         Entry("row3_segment_bce", "vaplan", {"variant": "segment_bce"}),
-        Entry("row4_richness", "vaplan", {"variant": "richness"}, reference=_REF.format("4) + richness loss")),
-        Entry("row5_full", "vaplan", {"variant": "full"}, reference=_REF.format("5) + PLD, full")),
+        Entry("row4_richness", "vaplan", {"variant": "richness"}, reference=_REF.format("(4) + richness loss")),
+        Entry("row5_full", "vaplan", {"variant": "full"}, reference=_REF.format("(5) + PLD, full")),
         Entry("full_pld_both", "vaplan", {"preset": "pld_both"}),
         Entry("sr_only", "vaplan", {"variant": "sr_only"}),
         Entry("cr_only", "vaplan", {"variant": "cr_only"}),
