@@ -64,7 +64,7 @@ from trainables.tasks.avvp.teachers import _ar1, _markov
 SIM_VERSION = 2
 GENERATOR = "llp-sim-v2"
 _CHUNK = 512  # videos per chunk; part of the determinism contract (changes the bytes)
-__all__ = ["GENERATOR", "PRESETS", "SIM_VERSION", "SimParamsV2", "SimPresetV2", "SimTruthV2", "World",
+__all__ = ["CALIBRATED", "GENERATOR", "PRESETS", "SIM_VERSION", "SimParamsV2", "SimPresetV2", "SimTruthV2", "World",
            "absence_shares", "latents_chunk", "make_llp_sim_v2", "make_preset", "make_world",
            "preset_knobs", "simulate_truth", "simulation"]
 
@@ -82,10 +82,21 @@ class SimPresetV2:
     teachers: Mapping[str, tv2.TeacherParamsV2] = field(default_factory=lambda: dict(tv2.DEFAULT_TEACHERS))
 
 
+# The difficulty knobs fitted to the HAN row on real LLP test and nothing else (HAN 25 epochs on
+# llp-sim-v2-small, one seed per evaluation, Broyden steps on the log-knobs from the paired scores
+# seg A / seg V / event A / event V):
+#   python -m trainables.tasks.avvp.calibrate_sim fit-han --epochs 25 --set audio_strength=1.25 \
+#       --set visual_strength=0.8 --set segment_var_audio=0.625 --set segment_var_visual=0.625
+# The evaluated point closest to the target is kept (the later steps were dominated by the run-to-run
+# noise of one seed); confirmed under three seeds with ``calibrate_sim han --seeds 0 1 2``. Fit
+# history and figures: docs/benchmarks.md, "LLP-sim v2". Every other knob is SimParamsV2's default.
+CALIBRATED = SimParamsV2(audio_strength=1.25, visual_strength=0.8, segment_var_audio=0.625,
+                         segment_var_visual=0.625)
+
 PRESETS: dict[str, SimPresetV2] = {
-    "llp-sim-v2": SimPresetV2(10000, 649, 1200, float16=True),
-    "llp-sim-v2-small": SimPresetV2(2000, 300, 300),
-    "llp-sim-v2-tiny": SimPresetV2(256, 64, 64),
+    "llp-sim-v2": SimPresetV2(10000, 649, 1200, float16=True, params=CALIBRATED),
+    "llp-sim-v2-small": SimPresetV2(2000, 300, 300, params=CALIBRATED),
+    "llp-sim-v2-tiny": SimPresetV2(256, 64, 64, params=CALIBRATED),
 }
 
 

@@ -53,7 +53,10 @@ def test_tiny_preset_schema_knobs_and_teacher_layout(tmp_path):
     assert meta["splits"] == {"train": pre.n_train, "val": pre.n_val, "test": pre.n_test}
     params = meta["params"]
     assert params["generator"] == "llp-sim-v2" and params["version"] == v2.SIM_VERSION == 2
-    assert params["sim"] == asdict(v2.SimParamsV2())
+    # The presets carry the calibrated difficulty knobs; the rest are SimParamsV2's defaults.
+    assert params["sim"] == asdict(v2.CALIBRATED) == asdict(pre.params)
+    changed = {k for k, v in asdict(v2.CALIBRATED).items() if v != asdict(v2.SimParamsV2())[k]}
+    assert changed == {"audio_strength", "visual_strength", "segment_var_audio", "segment_var_visual"}
     assert params["teacher_sim"] == {m: asdict(t) for m, t in tv2.DEFAULT_TEACHERS.items()}
     assert meta["shapes"]["visual"] == [10, 2048] and meta["shapes"]["teacher_audio"] == [10, 64]
     assert meta["dtypes"]["teacher_visual"] == "float32"
