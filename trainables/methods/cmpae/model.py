@@ -36,7 +36,7 @@ from typing import NamedTuple
 import torch
 from torch import nn
 
-from trainables.tasks.avvp.han import HybridAttentionLayer
+from trainables.tasks.avvp.han import HybridAttentionLayer, project_inputs
 
 # Negative slope of the LeakyReLUs of the global branch and the cross-modal maps (official: 0.2).
 LEAKY_SLOPE = 0.2
@@ -164,17 +164,7 @@ class CMPAENet(nn.Module):
         Returns:
             A :class:`CMPAEOutput`.
         """
-        if audio.shape[-1] != self.audio_dim or visual.shape[-1] != self.visual_dim \
-                or motion.shape[-1] != self.motion_dim:
-            raise ValueError(
-                f"CMPAE expects feature sizes audio {self.audio_dim}, visual {self.visual_dim}, "
-                f"motion {self.motion_dim}; got {audio.shape[-1]}, {visual.shape[-1]}, "
-                f"{motion.shape[-1]}")
-        x_a = self.fc_a(audio)
-        v = self.fc_v(visual)
-        if v.dim() == 4:
-            v = v.mean(dim=2)
-        x_v = self.fc_fusion(torch.cat([v, self.fc_st(motion)], dim=-1))
+        x_a, x_v = project_inputs(self, audio, visual, motion)
 
         g_logit = self.global_cls(self.global_embed(x_a) + self.global_embed(x_v))  # (B, T, C)
         g_alpha = evidence(g_logit.mean(dim=1), self.evidence_temp, self.evidence_clamp) + 1.0

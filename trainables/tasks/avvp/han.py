@@ -93,6 +93,28 @@ class HybridAttentionLayer(nn.Module):
         return self.norm2(y + self.drop_out(ff))
 
 
+def project_inputs(net: nn.Module, audio: torch.Tensor, visual: torch.Tensor, motion: torch.Tensor
+                   ) -> tuple[torch.Tensor, torch.Tensor]:
+    """HAN's input stage, shared by the models built on it: the audio projection ``fc_a`` and the
+    visual one, ``fc_fusion([fc_v(visual), fc_st(motion)])`` with per-frame visual features
+    averaged over each segment's frames after ``fc_v``. ``net`` holds those four layers and its
+    ``audio_dim``/``visual_dim``/``motion_dim``; a wrong feature size is an error naming them.
+
+    Returns:
+        ``(x_a, x_v)``, each (B, T, d).
+    """
+    if audio.shape[-1] != net.audio_dim or visual.shape[-1] != net.visual_dim \
+            or motion.shape[-1] != net.motion_dim:
+        raise ValueError(
+            f"{type(net).__name__} expects feature sizes audio {net.audio_dim}, visual {net.visual_dim}, "
+            f"motion {net.motion_dim}; got {audio.shape[-1]}, {visual.shape[-1]}, {motion.shape[-1]}")
+    x_a = net.fc_a(audio)
+    v = net.fc_v(visual)
+    if v.dim() == 4:
+        v = v.mean(dim=2)
+    return x_a, net.fc_fusion(torch.cat([v, net.fc_st(motion)], dim=-1))
+
+
 class HAN(nn.Module):
     """HAN with attentive MMIL pooling.
 
@@ -148,17 +170,7 @@ class HAN(nn.Module):
         Returns:
             A :class:`HANOutput`.
         """
-        if audio.shape[-1] != self.audio_dim or visual.shape[-1] != self.visual_dim \
-                or motion.shape[-1] != self.motion_dim:
-            raise ValueError(
-                f"HAN expects feature sizes audio {self.audio_dim}, visual {self.visual_dim}, "
-                f"motion {self.motion_dim}; got {audio.shape[-1]}, {visual.shape[-1]}, "
-                f"{motion.shape[-1]}")
-        x_a = self.fc_a(audio)
-        v = self.fc_v(visual)
-        if v.dim() == 4:
-            v = v.mean(dim=2)
-        x_v = self.fc_fusion(torch.cat([v, self.fc_st(motion)], dim=-1))
+        x_a, x_v = project_inputs(self, audio, visual, motion)
         # Each layer serves both modalities, each attending to the *input* of the other (HAN), or
         # the visual stream to the audio stream this layer has just updated ("updated").
         a_feat, v_feat = x_a, x_v
