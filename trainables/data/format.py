@@ -278,6 +278,24 @@ def read_split(
     return ids, out
 
 
+def read_all(path: str | os.PathLike) -> tuple[list[str], list[str], dict[str, np.ndarray]]:
+    """Every split of a data set as one table: ``(video_ids, split of each row, columns)``, the
+    splits in :data:`SPLITS` order (what a converter that adds columns rewrites)."""
+    meta = read_meta(path)
+    ids: list[str] = []
+    splits: list[str] = []
+    arrays: dict[str, list[np.ndarray]] = {}
+    for split in SPLITS:
+        if not meta["splits"].get(split):
+            continue
+        sids, cols = read_split(path, split)
+        ids += sids
+        splits += [split] * len(sids)
+        for k, v in cols.items():
+            arrays.setdefault(k, []).append(v)
+    return ids, splits, {k: np.concatenate(v) for k, v in arrays.items()}
+
+
 def fingerprint(path: str | os.PathLike) -> str:
     """A short content key of a data set: hash of its metadata and file size.
 

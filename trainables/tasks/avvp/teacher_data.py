@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from trainables.data.format import DataFormatError, SPLITS, read_meta, read_split, write_dataset
+from trainables.data.format import DataFormatError, read_all, read_meta, read_split, write_dataset
 from trainables.tasks.avvp.classes import NUM_CLASSES, NUM_SEGMENTS
 
 MODALITIES = ("visual", "audio")
@@ -131,18 +131,7 @@ def convert_teachers(data: str | os.PathLike, out: str | os.PathLike, *,
         if not d.is_dir():
             raise DataFormatError(f"{d}: not a directory ({m} teacher embeddings)")
     meta = read_meta(data)
-    ids: list[str] = []
-    splits: list[str] = []
-    arrays: dict[str, list[np.ndarray]] = {}
-    for split in SPLITS:
-        if not meta["splits"].get(split):
-            continue
-        sids, cols = read_split(data, split)
-        ids += sids
-        splits += [split] * len(sids)
-        for k, v in cols.items():
-            arrays.setdefault(k, []).append(v)
-    merged = {k: np.concatenate(v) for k, v in arrays.items()}
+    ids, splits, merged = read_all(data)
     dims: dict[str, int] = {}
     for m, d in dirs.items():
         first = _read_npy(d, ids[0], None)

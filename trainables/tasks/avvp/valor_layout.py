@@ -34,9 +34,9 @@ from pathlib import Path
 import numpy as np
 
 from trainables.data.format import (
-    SPLITS,
     DataFormatError,
     atomic_dir,
+    read_all,
     read_meta,
     read_split,
     write_dataset,
@@ -202,18 +202,7 @@ def convert_valor(data: str | os.PathLike, root: str | os.PathLike, out: str | o
     meta = read_meta(data)
     if meta["kind"] not in ("llp", "llp-sim"):
         raise DataFormatError(f"{data}: kind {meta['kind']!r} is not an AVVP data set")
-    ids: list[str] = []
-    splits: list[str] = []
-    arrays: dict[str, list[np.ndarray]] = {}
-    for split in SPLITS:
-        if not meta["splits"].get(split):
-            continue
-        sids, cols = read_split(data, split)
-        ids += sids
-        splits += [split] * len(sids)
-        for k, v in cols.items():
-            arrays.setdefault(k, []).append(v)
-    merged = {k: np.concatenate(v) for k, v in arrays.items()}
+    ids, splits, merged = read_all(data)
     seg, masked = read_valor_labels(root, ids, merged["labels"], mask_to_weak=mask_to_weak)
     for m in MODALITIES:
         merged[COLUMNS[m]] = seg[m].astype(np.uint8)
