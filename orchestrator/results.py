@@ -16,7 +16,7 @@ from typing import Any
 
 from orchestrator import report
 from orchestrator.rows import (FAILED, FINISHED, INTERRUPTED, KINDS, OBJECTIVE, PARENT_TAG,
-                               RunInfo, TAG_KIND, TAG_SWEEP, TAG_TRIAL, default_tracking_uri)
+                               RunInfo, TAG_KIND, TAG_SWEEP, TAG_TRIAL, VIEW_TAG, default_tracking_uri)
 
 
 class NotFound(LookupError):
@@ -170,7 +170,7 @@ def open_lines(c, parent) -> list[str]:
     one) and the parent run's page (its description holds the tables)."""
     exp_id, name = parent.info.experiment_id, parent.info.run_name
     exp = c.get_experiment(exp_id)
-    key = name if f"mlflow.sharedViewState.{name}" in exp.tags else ""
+    key = name if f"{VIEW_TAG}{name}" in exp.tags else ""
     return [f"  trials, ranked: {ui_url(exp_id, view=key)}",
             f"  the run's tables: {ui_url(exp_id, parent.info.run_id)}"]
 

@@ -36,6 +36,9 @@ TAG_TRIAL = "avtune.trial_id"
 TAG_KIND = "avtune.kind"
 PARENT_TAG = "mlflow.parentRunId"
 NOTE_TAG = "mlflow.note.content"
+# The MLflow UI's "shared view" of an experiment: a tag holding a view's JSON, opened with
+# ``#/experiments/<id>/runs?viewStateShareKey=<key>`` (the key is the run's name).
+VIEW_TAG = "mlflow.sharedViewState."
 KINDS = ("sweep", "compare")
 
 # Result keys Ray adds itself (bookkeeping, not science) and keys logged as params or that only

@@ -25,16 +25,13 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator import report
 from orchestrator.rows import (ARM_KEY, NOTE_TAG, OBJECTIVE, PARENT_TAG, SEED_INDEX, TAG_KIND, TAG_SWEEP,
-                               TAG_TRIAL, flatten, numeric_metrics, settings_label)
+                               TAG_TRIAL, VIEW_TAG, flatten, numeric_metrics, settings_label)
 
 if TYPE_CHECKING:
     from orchestrator.plan import Plan
 
 # MLflow 3 opens an experiment on its GenAI (traces) view unless it is of this kind.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
-# The MLflow UI's "shared view" of an experiment: a tag holding a view's JSON, opened with
-# ``#/experiments/<id>/runs?viewStateShareKey=<key>`` (the key is the run's name).
-VIEW_TAG = "mlflow.sharedViewState."
 # Plan fields that are no run settings (the commands and notes the description shows).
 _NOT_PARAMS = ("command", "resume_command", "verbose", "description", "mark_notes")
 
