@@ -60,23 +60,6 @@ def _path_forms() -> str:
     return " or ".join(f"{f.path_prefix}=PATH" for f in families().values())
 
 
-def is_cpu_only() -> bool:
-    """True when no CUDA device is available (sweeps then use the small presets)."""
-    import torch  # lazy: keeps `import trainables.data.registry` light
-
-    return not torch.cuda.is_available()
-
-
-def cpu_preset(spec: str) -> str:
-    """The CPU-sized variant of a spec (``llp-sim`` -> ``llp-sim-small``); others unchanged.
-
-    Generator options carry over (``avar-sim:noise_rate=0.8`` -> ``avar-sim-small:noise_rate=0.8``).
-    """
-    name, sep, rest = spec.partition(":")
-    fam = _family_of(name)
-    return (fam.presets[name] if fam else name) + sep + rest
-
-
 def _parse_value(raw: str) -> Any:
     for conv in (int, float):
         try:
@@ -269,10 +252,3 @@ def describe_data(spec: str, *, seed: int = 0) -> str:
     kind, params = preset_params(name, seed, options)
     where = fmt.cache_root() / f"{name}-{fmt.params_key(kind, params)}"
     return fam.describe(name, seed, options, where, _is_complete(where))
-
-
-def __getattr__(name: str) -> Any:
-    # ``PRESETS``: every preset name (computed from the task families on first use).
-    if name == "PRESETS":
-        return all_presets()
-    raise AttributeError(name)

@@ -5,7 +5,6 @@ import time
 
 import numpy as np
 import pytest
-import torch
 
 from trainables.data import format as fmt
 from trainables.data import registry
@@ -116,13 +115,8 @@ def test_avar_presets_call_the_avar_maker(cache, monkeypatch):
     assert registry.resolve_data("avar-sim-tiny", seed=4) == p and len(seen) == 1
 
 
-def test_cpu_helpers():
-    assert registry.cpu_preset("llp-sim") == "llp-sim-small"
-    assert registry.cpu_preset("avar-sim") == "avar-sim-small"
-    assert registry.cpu_preset("llp-sim-tiny") == "llp-sim-tiny"
-    assert registry.cpu_preset("llp=/x") == "llp=/x"
-    assert registry.is_cpu_only() is (not torch.cuda.is_available())
-    assert set(registry.PRESETS) == {"llp-sim", "llp-sim-small", "llp-sim-tiny",
+def test_every_task_registers_its_presets():
+    assert set(registry.all_presets()) == {"llp-sim", "llp-sim-small", "llp-sim-tiny",
                                      "llp-sim-v2", "llp-sim-v2-small", "llp-sim-v2-tiny",
                                      "avar-sim", "avar-sim-small", "avar-sim-tiny"}
 
@@ -135,7 +129,7 @@ def test_describe_does_not_generate(cache):
 
 def test_avar_preset_options_key_the_cache_and_reach_the_generator():
     from trainables.data.format import read_meta
-    from trainables.data.registry import cpu_preset, describe_data, resolve_data
+    from trainables.data.registry import describe_data, resolve_data
 
     plain = resolve_data("avar-sim-tiny")
     noisy = resolve_data("avar-sim-tiny:noise_rate=0.8,corr_rate=0.3")
@@ -145,8 +139,6 @@ def test_avar_preset_options_key_the_cache_and_reach_the_generator():
     assert read_meta(plain)["params"]["noise_rate"] != 0.8
     assert resolve_data("avar-sim-tiny:corr_rate=0.3, noise_rate=0.8") == noisy  # order-free key
     assert "noise_rate=0.8" in describe_data("avar-sim-tiny:noise_rate=0.8")
-    assert cpu_preset("avar-sim:noise_rate=0.8") == "avar-sim-small:noise_rate=0.8"
-    assert cpu_preset("llp-sim") == "llp-sim-small"
 
 
 @pytest.mark.parametrize("spec, match", [
@@ -185,7 +177,7 @@ def test_a_task_registers_its_presets_without_editing_the_registry(cache, monkey
     p = registry.resolve_data("toy-sim:width=3", seed=2)
     assert made == [("toy-sim", 2, {"width": 3})] and registry.resolve_data("toy-sim:width=3", seed=2) == p
     assert registry.describe_data("toy-sim:width=3", seed=2) == "toy-sim: toy, cached=True"
-    assert registry.data_num_classes("toy-sim") == 7 and "toy-sim" in registry.PRESETS
+    assert registry.data_num_classes("toy-sim") == 7 and "toy-sim" in registry.all_presets()
     assert registry.resolve_data(f"toy={p}") == p
     with pytest.raises(ValueError, match="holds kind 'toy-sim', expected llp or llp-sim"):
         registry.resolve_data(f"llp={p}")
