@@ -201,6 +201,21 @@ def task_spec(name: str) -> TaskSpec:
     return task
 
 
+def method_spec(name: str) -> MethodSpec:
+    """The discovered method ``name`` (``trainables/methods/<pkg>/``'s ``METHOD``): how code that
+    runs several methods (a benchmark) reaches one without importing its package.
+
+    Raises:
+        KeyError: No such method.
+    """
+    import trainables.methods as pkg
+
+    methods = discover_specs(pkg, "METHOD", MethodSpec, packages_only=True)
+    if name not in methods:
+        raise KeyError(f"unknown method {name!r}; known methods: {', '.join(methods)}")
+    return methods[name]
+
+
 def method_task(method: str) -> TaskSpec:
     """The task of a method: a discovered one under ``trainables/methods/`` (by its METHOD's
     name), or an importable module exporting ``METHOD`` or naming ``TASK_NAME`` (default avvp).

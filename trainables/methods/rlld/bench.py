@@ -110,12 +110,13 @@ def _run_rlld(args, path, dev, sync: bool) -> dict:
 
 
 def _run_jomold(args, path, dev) -> dict:
-    from trainables.methods.jomold import train as jomold
+    from trainables.core.method import method_spec
 
-    cfg = jomold.Config(epochs=args.epochs, estimator_epochs=args.epochs, seed=args.seed)
+    jomold = method_spec("jomold")  # discovered, as the orchestrator reaches it: no cross-method import
+    cfg = jomold.config_class()(epochs=args.epochs, estimator_epochs=args.epochs, seed=args.seed)
     with tempfile.TemporaryDirectory(prefix="avtune-bench-rlld-est-") as cache:
         t0 = time.perf_counter()
-        res = jomold.fit(cfg, path, device=dev, estimator_cache_dir=cache)
+        res = jomold.fit_fn()(cfg, path, device=dev, estimator_cache_dir=cache)
         wall = time.perf_counter() - t0
     return {"wall_s": wall, "val_seg_Type": res.get("val/seg_Type", float("nan")),
             "test_seg_Type": res.get("test/seg_Type", float("nan"))}
