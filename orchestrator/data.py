@@ -32,10 +32,21 @@ def _scalar(v) -> str:
     if isinstance(v, float):
         return f"{v:g}"
     if isinstance(v, (list, tuple)):
+        if len(v) > 8 or any(isinstance(x, (list, tuple)) for x in v):
+            return f"<{_shape(v)} values; info --json prints them>"  # an embedding matrix is data, not a fact
         return "[" + ", ".join(_scalar(x) for x in v) + "]"
     if isinstance(v, dict):
         return " ".join(f"{k}={_scalar(x)}" for k, x in v.items())
     return str(v)
+
+
+def _shape(v) -> str:
+    """A nested list's shape as ``A x B`` (the first element's, for ragged lists)."""
+    dims = []
+    while isinstance(v, (list, tuple)):
+        dims.append(len(v))
+        v = v[0] if v else None
+    return " x ".join(map(str, dims))
 
 
 def _wrapped(label: str, items: list[str], width: int = 100, sep: str = "  ") -> list[str]:

@@ -3,6 +3,10 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -57,3 +61,17 @@ def tiny_avvp(path: Path, *, n=(256, 64, 64), dims=(16, 24, 8), seed: int = 0,
     return write_dataset(path, video_ids=ids, split=split, arrays=arrays, kind="llp-sim",
                          params={"test": "tiny", "seed": seed, "n": list(n)},
                          truth_splits=("train", "val", "test"))
+
+
+def generate_in_subprocess(func: str, out: Path, threads: int, workers: int, **kwargs) -> str:
+    """Runs the generator ``func`` (``module:function``) in a fresh interpreter whose BLAS/OpenMP
+    pools have ``threads`` threads, and returns the SHA-256 of the data file it writes: how the
+    simulators' byte determinism across thread counts is checked (a pool size is fixed at import)."""
+    module, name = func.split(":")
+    code = (f"import sys; from {module} import {name}; "
+            f"{name}(sys.argv[1], workers={workers}, **{kwargs!r})")
+    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
+           "MKL_NUM_THREADS": str(threads)}
+    root = Path(__file__).resolve().parents[1]
+    subprocess.run([sys.executable, "-c", code, str(out)], check=True, cwd=root, env=env)
+    return hashlib.sha256((out / "avtune.parquet").read_bytes()).hexdigest()

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from tiny_data import generate_in_subprocess
 from trainables.tasks.avvp.classes import LLP_CLASSES
 from trainables.tasks.avvp.data import load_avvp
 from trainables.data.format import read_meta, read_split
@@ -55,6 +56,14 @@ def test_same_seed_same_bytes_other_seed_differs(tmp_path):
     _, xc = read_split(c, "train")
     assert not np.array_equal(xa["audio"], xc["audio"])
     assert not np.array_equal(xa["labels"], xc["labels"])
+
+
+def test_bytes_do_not_depend_on_the_blas_thread_count(tmp_path):
+    # Enough videos for several chunks and for a BLAS product big enough to be split over threads.
+    kw = dict(seed=5, n_train=1000, n_val=40, n_test=40)
+    one = generate_in_subprocess("trainables.tasks.avvp.llp_sim:make_llp_sim", tmp_path / "a", 1, 1, **kw)
+    two = generate_in_subprocess("trainables.tasks.avvp.llp_sim:make_llp_sim", tmp_path / "b", 2, 4, **kw)
+    assert one == two
 
 
 def test_tiny_preset_schema_and_loading(tmp_path):

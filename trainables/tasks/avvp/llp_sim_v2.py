@@ -55,7 +55,7 @@ import numpy as np
 from trainables.data import format as fmt
 from trainables.tasks.avvp import teachers_v2 as tv2
 from trainables.tasks.avvp.classes import NUM_CLASSES, NUM_SEGMENTS
-from trainables.tasks.avvp.llp_sim import CLASS_GROUPS, DIMS, FRAMES, MAX_LABELS, _latent
+from trainables.tasks.avvp.llp_sim import CLASS_GROUPS, DIMS, FRAMES, MAX_LABELS, _latent, single_threaded_blas
 from trainables.tasks.avvp.llp_sim_v2_truth import SimParamsV2, SimTruthV2, absence_shares, simulate_truth
 from trainables.tasks.avvp.teacher_data import COLUMNS
 from trainables.tasks.avvp.teachers import _ar1, _markov
@@ -325,7 +325,7 @@ def make_llp_sim_v2(
         for m, e in emb.items():
             arrays[COLUMNS[m]][sl] = e
 
-    with ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as ex:
+    with single_threaded_blas(), ThreadPoolExecutor(max_workers=workers or min(4, os.cpu_count() or 1)) as ex:
         list(ex.map(run, range(len(sim.starts))))
 
     t = sim.truth

@@ -3,17 +3,14 @@ teachers whose errors follow the features' weak evidence, and the knobs in the m
 
 from __future__ import annotations
 
-import hashlib
 import json
-import os
-import subprocess
-import sys
 from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from tiny_data import generate_in_subprocess
 from trainables.data.format import read_meta, read_split
 from trainables.tasks.avvp import llp_sim_v2 as v2
 from trainables.tasks.avvp import teachers_v2 as tv2
@@ -26,12 +23,8 @@ MULTI_CHUNK = dict(n_train=1000, n_val=60, n_test=60)
 
 
 def _generate_in_subprocess(out: Path, threads: int, workers: int, seed: int = 3) -> str:
-    code = ("import sys; from trainables.tasks.avvp.llp_sim_v2 import make_llp_sim_v2; "
-            f"make_llp_sim_v2(sys.argv[1], seed={seed}, workers={workers}, **{MULTI_CHUNK!r})")
-    env = {**os.environ, "OMP_NUM_THREADS": str(threads), "OPENBLAS_NUM_THREADS": str(threads),
-           "MKL_NUM_THREADS": str(threads)}
-    subprocess.run([sys.executable, "-c", code, str(out)], check=True, cwd=ROOT, env=env)
-    return hashlib.sha256((out / "avtune.parquet").read_bytes()).hexdigest()
+    return generate_in_subprocess("trainables.tasks.avvp.llp_sim_v2:make_llp_sim_v2", out, threads, workers,
+                                  seed=seed, **MULTI_CHUNK)
 
 
 def test_bytes_depend_on_the_seed_only(tmp_path):
@@ -79,6 +72,21 @@ def test_tiny_preset_schema_knobs_and_teacher_layout(tmp_path):
     kind, key = preset_params("llp-sim-v2-small")
     assert kind == "llp-sim" and key["version"] == 2 and key["sim"] == asdict(v2.PRESETS["llp-sim-v2-small"].params)
     json.dumps(meta)  # everything recorded is plain JSON
+
+
+def test_data_info_shows_version_and_knobs(tmp_path, capsys):
+    from orchestrator.data import main
+
+    path = v2.make_preset("llp-sim-v2-tiny", tmp_path / "t")
+    capsys.readouterr()
+    assert main(["info", str(path)]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    text = "\n".join(lines)
+    assert "generator=llp-sim-v2" in text and "version=2" in text
+    assert f"audio_strength={v2.CALIBRATED.audio_strength:g}" in text and "salience_width=" in text
+    # The teachers' (25, 64) prompt embeddings are summarised, not printed: a screenful at most.
+    assert len(lines) < 30 and max(map(len, lines)) < 400
+    assert "25 x 64 values" in text
 
 
 def test_knob_errors_name_the_knob():
