@@ -13,14 +13,16 @@ Two fits, each moving only its own knobs and looking only at its own target:
   and event-level F of audio and visual, one HAN run per evaluation on one seed; the result is
   then confirmed under several seeds with ``han``.
 
-``predict`` then runs methods at their defaults on the calibrated preset without touching a knob.
+The prediction then runs every other method at its paper's defaults on the calibrated preset
+without touching a knob: the named comparison ``llp_sim_v2_prediction`` (``python -m
+orchestrator.compare llp_sim_v2_prediction --seeds 3``), through the same runs and tables as every
+other comparison.
 
 Commands (JSON to stdout and, with ``--json``, to a file)::
 
     python -m trainables.tasks.avvp.calibrate_sim teachers [--fit] [--n 4000] [--seed 1]
     python -m trainables.tasks.avvp.calibrate_sim han [--seeds 0 1 2] [--epochs 25] [--set KNOB=V ...]
     python -m trainables.tasks.avvp.calibrate_sim fit-han [--steps 4] [--set KNOB=START ...] [--history LOG]
-    python -m trainables.tasks.avvp.calibrate_sim predict --methods jomold jomold_cl rlld [--seeds 0 1 2]
 """
 
 from __future__ import annotations
@@ -216,39 +218,24 @@ def build_preset(out: str | Path, overrides: Mapping[str, Any], *, seed: int = 0
     return v2.make_preset(preset, out, seed=seed, workers=1, **dict(overrides))
 
 
-def run_method(method: str, data: Path, seed: int, epochs: int | None) -> dict[str, float]:
-    """One run of ``han``, ``jomold``, ``jomold_cl`` or ``rlld`` at its defaults (``epochs`` None:
-    the paper's schedule); returns the ten test scores and the run's denoising figures."""
+def run_han(data: Path, seed: int, epochs: int | None) -> dict[str, float]:
+    """One HAN run at its defaults (``epochs`` None: the paper's 25) on one thread; returns the ten
+    test scores, the selected epoch and the wall time."""
     import torch
 
+    from trainables.methods.han.train import Config, fit
+
     torch.set_num_threads(1)
-    if method == "han":
-        from trainables.methods.han.train import Config, fit
-        cfg = Config(seed=seed)
-    elif method in ("jomold", "jomold_cl"):
-        from trainables.methods.jomold.train import Config, fit
-        cfg = Config(seed=seed, cl_weight=1.0 if method == "jomold_cl" else 0.0)
-        if epochs is not None:
-            cfg.estimator_epochs = epochs
-    elif method == "rlld":
-        from trainables.methods.rlld.config import Config
-        from trainables.methods.rlld.training import fit
-        cfg = Config(seed=seed)
-    else:
-        raise ValueError(f"unknown method {method!r}; expected han, jomold, jomold_cl or rlld")
-    if epochs is not None:
-        cfg.epochs = epochs
+    cfg = Config(seed=seed) if epochs is None else Config(seed=seed, epochs=epochs)
     t0 = time.perf_counter()
 
     def report(epoch: int, metrics: Mapping[str, Any], state_fn: Any) -> None:
         if "val/seg_Type" in metrics:
-            print(f"  {method} seed {seed} epoch {epoch}: val seg_Type {metrics['val/seg_Type']:.2f} "
+            print(f"  han seed {seed} epoch {epoch}: val seg_Type {metrics['val/seg_Type']:.2f} "
                   f"({time.perf_counter() - t0:.0f} s)", file=sys.stderr, flush=True)
 
     res = fit(cfg, data, reporter=report, device="cpu")
     out = {k: float(res[f"test/{k}"]) for k in SCORES}
-    out.update({k: float(v) for k, v in res.items() if k.startswith(("denoise/", "noise_ratio/", "rlld/noise_auc"))
-                and isinstance(v, (int, float))})
     out["best_epoch"] = float(res["best_epoch"])
     out["wall_s"] = time.perf_counter() - t0
     return out
@@ -262,12 +249,12 @@ def summarise(runs: Sequence[Mapping[str, float]]) -> dict[str, dict[str, float]
 
 
 def han_scores(overrides: Mapping[str, Any], seeds: Sequence[int], epochs: int | None, *,
-               preset: str = DEFAULT_PRESET, data_seed: int = 0, method: str = "han") -> dict[str, Any]:
-    """Builds the preset with ``overrides`` and runs ``method`` under ``seeds``."""
+               preset: str = DEFAULT_PRESET, data_seed: int = 0) -> dict[str, Any]:
+    """Builds the preset with ``overrides`` and runs HAN under ``seeds``."""
     with tempfile.TemporaryDirectory(prefix="llp-sim-v2-cal-") as d:
         data = build_preset(d, overrides, seed=data_seed, preset=preset)
-        runs = [run_method(method, data.parent, s, epochs) for s in seeds]
-    return {"method": method, "preset": preset, "overrides": dict(overrides), "seeds": list(seeds),
+        runs = [run_han(data.parent, s, epochs) for s in seeds]
+    return {"method": "han", "preset": preset, "overrides": dict(overrides), "seeds": list(seeds),
             "epochs": epochs, "runs": runs, "summary": summarise(runs)}
 
 
@@ -346,8 +333,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="knob overrides (teacher knobs as teacher_visual.gain=...)")
     t.add_argument("--no-scene", action="store_true", help="fit the teacher knobs only")
     for name, hlp in (("han", "HAN's ten test scores on the preset (with --set overrides)"),
-                      ("fit-han", "the diagonal secant search of the difficulty knobs"),
-                      ("predict", "methods at their defaults on the calibrated preset")):
+                      ("fit-han", "Broyden's method on the difficulty knobs against the HAN row")):
         s = sub.add_parser(name, help=hlp)
         s.add_argument("--preset", default=DEFAULT_PRESET)
         s.add_argument("--epochs", type=int, default=None, help="default: the method's paper schedule")
@@ -358,8 +344,6 @@ def build_parser() -> argparse.ArgumentParser:
             s.add_argument("--history", help="JSON lines of earlier evaluations to reuse")
         else:
             s.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-        if name == "predict":
-            s.add_argument("--methods", nargs="+", default=["jomold", "jomold_cl", "rlld"])
     for s in sub.choices.values():
         s.add_argument("--json", help="also write the result here")
     return p
@@ -380,15 +364,12 @@ def main(argv: list[str] | None = None) -> int:
         result["loss"] = {m: tv2.curve_loss(c, m) for m, c in curves.items()}
     elif args.command == "han":
         result = han_scores(_parse_sets(args.set), args.seeds, args.epochs, preset=args.preset)
-    elif args.command == "fit-han":
+    else:
         start = {k: float(v) for k, v in _parse_sets(args.set).items()}
         history = [json.loads(x) for x in Path(args.history).read_text().splitlines()
                    if x.startswith("{")] if args.history else []
         result = fit_han(start, steps=args.steps, seed=args.seed, epochs=args.epochs, preset=args.preset,
                          history=history, log=lambda line: print(line, file=sys.stderr, flush=True))
-    else:
-        result = {m: han_scores(_parse_sets(args.set), args.seeds, args.epochs, preset=args.preset, method=m)
-                  for m in args.methods}
     text = json.dumps(result, indent=1, default=float)
     print(text)
     if args.json:
