@@ -70,8 +70,10 @@ def keyval(s: str) -> tuple[str, str]:
 def add_run_options(p: argparse.ArgumentParser, *, what: str = "trial") -> None:
     """The options every run CLI takes: data, epochs, seeds, resources, cluster, tracking, storage."""
     g = p.add_argument_group("data, length and seeds")
-    g.add_argument("--data", metavar="SPEC", help="llp-sim | llp-sim-small | llp-sim-tiny | llp=PATH | avar-sim[-small|-tiny] "
-                                  "| avar=PATH (default: the preset's data; on a CPU-only machine the CPU preset's)")
+    from trainables.data.registry import all_presets, path_forms
+
+    g.add_argument("--data", metavar="SPEC", help=f"a preset ({', '.join(all_presets())}) or {path_forms()} "
+                                                  "(default: the preset's data; on a CPU-only machine the CPU preset's)")
     g.add_argument("--max-epochs", metavar="N", type=positive_int("--max-epochs"),
                    help=f"epochs per {what}; a method's stage lengths (*_epochs) are capped at it too "
                         "(default: the preset's; CPU-only: the CPU preset's)")

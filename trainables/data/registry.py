@@ -56,7 +56,8 @@ def all_presets() -> tuple[str, ...]:
     return tuple(n for f in families().values() for n in f.presets)
 
 
-def _path_forms() -> str:
+def path_forms() -> str:
+    """The path forms of a data spec, one per task (``llp=PATH or avar=PATH``)."""
     return " or ".join(f"{f.path_prefix}=PATH" for f in families().values())
 
 
@@ -102,7 +103,7 @@ def preset_params(
     fam = _family_of(name)
     if fam is None:
         raise ValueError(f"unknown data preset {name!r}; expected one of {list(all_presets())} "
-                         f"or {_path_forms()}")
+                         f"or {path_forms()}")
     if options and not fam.takes_options:
         raise ValueError(f"data preset {name!r} takes no options (got {sorted(options)})")
     return fam.params(name, int(seed), dict(options or {}))
@@ -217,7 +218,7 @@ def resolve_data(spec: str, *, seed: int = 0) -> Path:
     name, options = split_options(spec)
     if _family_of(name) is not None:
         return cached_preset(name, seed=seed, options=options)
-    raise ValueError(f"unknown data spec {spec!r}; expected one of {list(all_presets())}, {_path_forms()}")
+    raise ValueError(f"unknown data spec {spec!r}; expected one of {list(all_presets())}, {path_forms()}")
 
 
 def data_num_classes(spec: str) -> int | None:
@@ -248,7 +249,7 @@ def describe_data(spec: str, *, seed: int = 0) -> str:
     name, options = split_options(spec)
     fam = _family_of(name)
     if fam is None:
-        raise ValueError(f"unknown data spec {spec!r}; expected one of {list(all_presets())}, {_path_forms()}")
+        raise ValueError(f"unknown data spec {spec!r}; expected one of {list(all_presets())}, {path_forms()}")
     kind, params = preset_params(name, seed, options)
     where = fmt.cache_root() / f"{name}-{fmt.params_key(kind, params)}"
     return fam.describe(name, seed, options, where, _is_complete(where))
