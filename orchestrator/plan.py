@@ -278,7 +278,10 @@ def _defaults(args, src, has_gpu: bool, notes: list[str]) -> tuple[str, int]:
     ``--from-sweep``), else its GPU or CPU preset; what a CPU preset or the source decided is
     said in a note."""
     data, epochs, where = src.defaults(has_gpu)
-    taken = [x for x, given in ((f"data {data}", args.data), (f"{epochs} epochs", args.max_epochs)) if not given]
+    # Arms that keep their own schedule (a named comparison's per-entry epochs) take no default length.
+    own = bool(src.pending) and all("epochs" in p.base for p in src.pending)
+    taken = [x for x, given in ((f"data {data}", args.data), (f"{epochs} epochs", args.max_epochs or own))
+             if not given]
     flags = [f for f, given in (("--data", args.data), ("--max-epochs", args.max_epochs)) if not given]
     if src.kind == "sweep" and not has_gpu and not (args.num_samples or args.grid):
         taken.append(f"{src.cpu_samples} trials")

@@ -36,6 +36,15 @@ def test_defaults_come_from_the_task_and_are_announced():
     assert (gpu.data, gpu.epochs, gpu.gpus) == ("llp-sim", 25, 0.125)
 
 
+def test_arms_with_their_own_schedule_announce_the_data_only():
+    plan = _plan("llp_sim_v2_prediction")
+    assert plan.data == "llp-sim-v2-small"
+    assert plan.arms["han_calibration_row"].epochs == 25 and plan.arms["vaplan_5_full"].epochs == 30
+    assert "data llp-sim-v2-small from the CPU preset of comparison llp_sim_v2_prediction (no GPU found); " \
+           "--data/--max-epochs override" in plan.notes
+    assert not any("3 epochs" in n for n in plan.notes)
+
+
 @pytest.mark.parametrize("argv, needle", [
     (["han", "nope"], "unknown method 'nope'; known methods: avar, "),
     (["han", "avar"], "methods of different tasks cannot share one table: han (avvp), avar (avar)"),
