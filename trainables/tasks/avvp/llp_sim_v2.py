@@ -88,8 +88,8 @@ class SimPresetV2:
 #   python -m trainables.tasks.avvp.calibrate_sim fit-han --epochs 25 --set audio_strength=1.25 \
 #       --set visual_strength=0.8 --set segment_var_audio=0.625 --set segment_var_visual=0.625
 # The evaluated point closest to the target is kept (the later steps were dominated by the run-to-run
-# noise of one seed); confirmed under three seeds with ``calibrate_sim han --seeds 0 1 2``. Fit
-# history and figures: docs/benchmarks.md, "LLP-sim v2". Every other knob is SimParamsV2's default.
+# noise of one seed); ``calibrate_sim han --seeds 0 1 2`` confirms it under three seeds. Figures:
+# docs/benchmarks.md, "LLP-sim v2". Every other knob is SimParamsV2's default.
 CALIBRATED = SimParamsV2(audio_strength=1.25, visual_strength=0.8, segment_var_audio=0.625,
                          segment_var_visual=0.625)
 
