@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import math
+import shlex
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -254,8 +255,10 @@ def build(args: argparse.Namespace, kind: str, total: dict[str, float] | None = 
                 paired=src.paired, address=args.address,
                 has_gpu=has_gpu, notes=notes, total=total)
     plan.command = command_line(kind, src.positional, plan, src.search_opts(plan.num_samples), src.tail_opts)
+    # The saved plan lives in the storage, so a resume from elsewhere must be told where it is.
+    storage = "" if store == _storage("./ray_results") else f" --storage {shlex.quote(store)}"
     plan.resume_command = (f"python -m orchestrator.{kind}{' ' + plan.ref if kind == 'sweep' else ''} "
-                           f"--resume --name {name}")
+                           f"--resume --name {name}{storage}")
     _finish_resources(plan, args)
     return plan
 

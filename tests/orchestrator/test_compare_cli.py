@@ -36,6 +36,12 @@ def test_defaults_come_from_the_task_and_are_announced():
     assert (gpu.data, gpu.epochs, gpu.gpus) == ("llp-sim", 25, 0.125)
 
 
+def test_resume_command_names_a_storage_other_than_the_default(tmp_path):
+    plan = _plan("han", "--storage", str(tmp_path / "runs"), "--name", "m5")
+    assert plan.resume_command == f"python -m orchestrator.compare --resume --name m5 --storage {tmp_path / 'runs'}"
+    assert _plan("han", "--name", "m5").resume_command == "python -m orchestrator.compare --resume --name m5"
+
+
 def test_arms_with_their_own_schedule_announce_the_data_only():
     plan = _plan("llp_sim_v2_prediction")
     assert plan.data == "llp-sim-v2-small"
