@@ -26,7 +26,7 @@ from typing import Any
 
 from ray.tune import Callback
 
-from orchestrator.rows import FINISHED, best_group
+from orchestrator.rows import ARM_KEY, FINISHED, best_group
 
 # Seconds between status lines (``AVTUNE_STATUS_S`` overrides, e.g. for tests).
 STATUS_EVERY_S = 30.0
@@ -70,14 +70,20 @@ class ConsoleProgress(Callback):
         planned: Trials the sweep plans (configurations x seeds).
         metric: The metric the search optimises (its selected-epoch value is the trial's result).
         mode: ``max`` or ``min``.
-        epochs: Epochs per trial.
+        epochs: Epochs per trial (the longest, where arms differ).
         label: ``config -> str`` naming a trial by its settings (the MLflow run name).
         score: ``(key, label)`` of one test score to show per finished trial, or None.
         group_keys: Config keys that identify a configuration (default: all but the seed index).
+        arm_epochs: ``{arm label: epochs}`` where a comparison's arms keep their own schedules
+            (a trial's arm is its config's ``arm_key``); the lines and the ETA use each trial's.
+        arm_key: The config key naming a trial's arm.
+        total_epochs: Epochs of all planned trials (default: ``planned * epochs``).
     """
 
     def __init__(self, planned: int, metric: str, mode: str, epochs: int, label, *,
-                 score: tuple[str, str] | None = None, group_keys: Sequence[str] | None = None) -> None:
+                 score: tuple[str, str] | None = None, group_keys: Sequence[str] | None = None,
+                 arm_epochs: Mapping[str, int] | None = None, arm_key: str = ARM_KEY,
+                 total_epochs: int | None = None) -> None:
         self.planned = int(planned)
         self.metric = metric
         self.mode = mode
@@ -85,6 +91,10 @@ class ConsoleProgress(Callback):
         self.label = label
         self.score = score
         self.group_keys = list(group_keys) if group_keys is not None else None
+        # A plain dict, not a callable: the callback is pickled with the Tuner for --resume.
+        self.arm_epochs = {str(k): int(v) for k, v in (arm_epochs or {}).items()}
+        self.arm_key = arm_key
+        self.total_epochs = int(total_epochs) if total_epochs is not None else self.planned * self.epochs
         self._reset()
 
     @classmethod
@@ -96,8 +106,10 @@ class ConsoleProgress(Callback):
         task = task_spec(plan.task)
         score = next(((f"test/{k}", lab) for k, lab in zip(task.score_keys, task.score_labels)
                       if f"val/{k}" == plan.metric), None)
+        arm_epochs = {k: a.epochs for k, a in plan.arms.items()} if plan.kind == "compare" else None
+        total = sum(arm_epochs.values()) * plan.seeds if arm_epochs else None
         return cls(plan.n_trials, plan.metric, plan.mode, plan.epochs, label, score=score,
-                   group_keys=plan.axis)
+                   group_keys=plan.axis, arm_epochs=arm_epochs, total_epochs=total)
 
     def _reset(self) -> None:
         self.t0: float | None = None
@@ -109,13 +121,14 @@ class ConsoleProgress(Callback):
         self.running: set[str] = set()
         self.last_report: dict[str, float] = {}
         self.epoch_s: list[float] = []
+        self.trial_epochs: dict[str, int] = {}
         self.slots = 1
 
     def __getstate__(self) -> dict:
         # Pickled with the Tuner (for --resume); the counts start again in the new driver.
         state = self.__dict__.copy()
         for k in ("t0", "last_status", "index", "iters", "done", "failed", "running", "last_report",
-                  "epoch_s", "slots"):
+                  "epoch_s", "trial_epochs", "slots"):
             state.pop(k, None)
         return state
 
@@ -136,6 +149,13 @@ class ConsoleProgress(Callback):
             self.index[trial.trial_id] = len(self.index) + 1
         return f"{self.index[trial.trial_id]}/{self.planned}"
 
+    def _epochs(self, trial) -> int:
+        """The trial's own epochs: its arm's where arms keep their own schedules."""
+        try:
+            return self.arm_epochs.get(str(trial.config.get(self.arm_key)), self.epochs)
+        except AttributeError:
+            return self.epochs
+
     def _best(self) -> tuple[float, str, int] | None:
         rows = [{**r, "status": FINISHED} for r in self.done.values()]
         g = best_group(rows, self.metric, self.mode, self.group_keys)
@@ -146,7 +166,8 @@ class ConsoleProgress(Callback):
     def _units_done(self) -> int:
         units = 0
         for tid, it in self.iters.items():
-            units += self.epochs if tid in self.done or tid in self.failed else min(it, self.epochs)
+            n = self.trial_epochs.get(tid, self.epochs)
+            units += n if tid in self.done or tid in self.failed else min(it, n)
         return units
 
     def status_line(self, now: float | None = None) -> str:
@@ -168,8 +189,7 @@ class ConsoleProgress(Callback):
     def eta(self, now: float) -> float | None:
         """Seconds left: the epochs still to run times the mean epoch's wall time, spread over as
         many trials as have run at once, less what the running epochs have done already."""
-        total = self.planned * self.epochs
-        left = total - self._units_done()
+        left = self.total_epochs - self._units_done()
         if not self.epoch_s or left <= 0:
             return None
         per = sum(self.epoch_s) / len(self.epoch_s)
@@ -191,6 +211,7 @@ class ConsoleProgress(Callback):
         self.slots = max(self.slots, len(self.running))
         self.last_report[trial.trial_id] = time.time()
         self.iters.setdefault(trial.trial_id, 0)
+        self.trial_epochs[trial.trial_id] = self._epochs(trial)
         say(f"start  {self._num(trial)}  {self._name(trial)}")
 
     def on_trial_recover(self, iteration, trials, trial, **info) -> None:
@@ -210,7 +231,8 @@ class ConsoleProgress(Callback):
         self.last_report[trial.trial_id] = now
         v = result.get(self.metric)
         val = f"  {self.metric} {v:.2f}" if isinstance(v, (int, float)) and math.isfinite(v) else ""
-        say(f"       {self._num(trial)}  {self._name(trial)}  epoch {min(it, self.epochs)}/{self.epochs}{val}")
+        n = self.trial_epochs.setdefault(trial.trial_id, self._epochs(trial))
+        say(f"       {self._num(trial)}  {self._name(trial)}  epoch {min(it, n)}/{n}{val}")
 
     def on_trial_complete(self, iteration, trials, trial, **info) -> None:
         self.running.discard(trial.trial_id)
@@ -225,7 +247,7 @@ class ConsoleProgress(Callback):
         text = f"done   {self._num(trial)}  {self._name(trial)}"
         if isinstance(v, (int, float)):
             ep = last.get("best_epoch")
-            sel = f" (epoch {int(ep) + 1} of {self.epochs})" if isinstance(ep, (int, float)) else ""
+            sel = f" (epoch {int(ep) + 1} of {self._epochs(trial)})" if isinstance(ep, (int, float)) else ""
             text += f"  {self.metric} {v:.2f}{sel}"
         if self.score and isinstance(last.get(self.score[0]), (int, float)):
             text += f"  test {self.score[1]} {last[self.score[0]]:.1f}"

@@ -284,3 +284,31 @@ def test_console_progress_lines(tmp_path, capsys, monkeypatch):
 
     again = pickle.loads(pickle.dumps(cb))  # pickled with the Tuner for --resume: counts start again
     assert again.done == {} and again.planned == 3
+
+
+def test_console_progress_arms_on_their_own_schedules(capsys, monkeypatch):
+    """A comparison whose arms keep their own epochs (25 and 30) shows each trial's own length,
+    and the ETA counts each arm's epochs, not the longest for every trial."""
+    from orchestrator import progress
+
+    monkeypatch.setenv("AVTUNE_STATUS_S", "0")
+    cb = progress.ConsoleProgress(4, "val/seg_Type", "max", 30, _label, arm_epochs={"han": 25, "vaplan": 30},
+                                  total_epochs=2 * (25 + 30))
+    han = SimpleNamespace(trial_id="a", config={"method": "han"}, last_result=None, error_file=None)
+    vap = SimpleNamespace(trial_id="b", config={"method": "vaplan"}, last_result=None, error_file=None)
+    cb.on_trial_start(0, [], han)
+    cb.on_trial_start(0, [], vap)
+    cb.on_trial_result(0, [], han, {"training_iteration": 1, "val/seg_Type": 40.0})
+    cb.on_trial_result(0, [], vap, {"training_iteration": 1, "val/seg_Type": 41.0})
+    han.last_result = {"final": 1, "val/seg_Type": 40.0, "best_epoch": 4}
+    cb.iters["a"] = 25
+    cb.on_trial_complete(0, [], han)
+    out = capsys.readouterr().out.splitlines()
+    assert out[2:] == ["[avtune]        1/4  method=han  epoch 1/25  val/seg_Type 40.00",
+                       "[avtune]        2/4  method=vaplan  epoch 1/30  val/seg_Type 41.00",
+                       "[avtune] done   1/4  method=han  val/seg_Type 40.00 (epoch 5 of 25)"]
+    # 110 epochs planned, 25 + 1 done; 84 left at 10 s an epoch, two at a time: 420 s less the
+    # running epoch's share (it has just reported, so none).
+    cb.epoch_s = [10.0]
+    cb.last_report["b"] = 1000.0
+    assert cb.eta(1000.0) == 420.0

@@ -20,7 +20,7 @@ other comparison.
 
 Commands (JSON to stdout and, with ``--json``, to a file)::
 
-    python -m trainables.tasks.avvp.calibrate_sim teachers [--fit] [--n 4000] [--seed 1]
+    python -m trainables.tasks.avvp.calibrate_sim teachers [--fit] [--n 4000] [--seed 1 | --seeds 0 1 2]
     python -m trainables.tasks.avvp.calibrate_sim han [--seeds 0 1 2] [--epochs 25] [--set KNOB=V ...]
     python -m trainables.tasks.avvp.calibrate_sim fit-han [--steps 4] [--set KNOB=START ...] [--history LOG]
 """
@@ -152,7 +152,9 @@ def _fit_modality(m: str, teachers: Mapping[str, tv2.TeacherParamsV2], sim: v2.S
 
     def loss_of(x: np.ndarray) -> float:
         tp, sp = unpack(x)
-        return tv2.curve_loss(teacher_curves(sample_of(sp), {**teachers, m: tp}, (m,))[m], m)
+        # The mean over the sample's worlds: a fit to one world's cliff need not hold in another.
+        return float(np.mean([tv2.curve_loss(teacher_curves(s, {**teachers, m: tp}, (m,))[m], m)
+                              for s in sample_of(sp)]))
 
     x = np.log([max(getattr(teachers[m], k), 1e-3) for k in knobs] + [max(getattr(sim, k), 1e-3) for k in scene])
     evals = 0
@@ -163,7 +165,7 @@ def _fit_modality(m: str, teachers: Mapping[str, tv2.TeacherParamsV2], sim: v2.S
     return tp, sp, loss, evals
 
 
-def fit_teachers(n: int = 4000, seed: int = 1, params: v2.SimParamsV2 | None = None,
+def fit_teachers(n: int = 4000, seed: int | Sequence[int] = 1, params: v2.SimParamsV2 | None = None,
                  start: Mapping[str, tv2.TeacherParamsV2] | None = None, iters: int = 120,
                  knobs: Sequence[str] = TEACHER_KNOBS, scene_knobs: bool = True, restarts: int = 3
                  ) -> dict[str, Any]:
@@ -171,6 +173,8 @@ def fit_teachers(n: int = 4000, seed: int = 1, params: v2.SimParamsV2 | None = N
     time, over the teacher knobs and, with ``scene_knobs``, the modality's :data:`SCENE_KNOBS` (how
     busy the soundscape / scene is: shared with the features, so fitted here, before the HAN fit,
     and never after it). A knob at 0 starts at 1e-3; ``restarts`` rounds, each from the last best.
+    ``seed`` a list: one sample of ``n`` videos per seed (each seed draws its own world: class
+    prototypes, text embeddings), the loss averaged over them.
 
     Returns:
         ``{"teachers": {modality: params dict}, "sim": the scene knobs, "loss": {modality: float},
@@ -181,11 +185,13 @@ def fit_teachers(n: int = 4000, seed: int = 1, params: v2.SimParamsV2 | None = N
     cache: dict[tuple, dict[str, Any]] = {}
     losses, evals = {}, 0
 
-    def sample_of(sp: v2.SimParamsV2) -> dict[str, Any]:
+    seeds = [seed] if isinstance(seed, int) else list(seed)
+
+    def sample_of(sp: v2.SimParamsV2) -> list[dict[str, Any]]:
         key = tuple(sorted(asdict(sp).items()))
         if key not in cache:
-            cache.clear()  # one sample at a time (memory)
-            cache[key] = teacher_sample(n, seed, sp)
+            cache.clear()  # one scene setting at a time (memory)
+            cache[key] = [teacher_sample(n, s, sp) for s in seeds]
         return cache[key]
 
     for m in tv2.MODALITIES:
@@ -209,6 +215,23 @@ def curve_table(curves: Mapping[str, Mapping[float, Mapping[str, float]]]) -> li
                     row[f"paper_{key}"] = vals[tau]
             rows.append(row)
     return rows
+
+
+def curve_spread(tables: Mapping[int, Sequence[Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """Mean and std (ddof 0) over worlds of :func:`curve_table` rows, one row per (modality, tau):
+    ``{modality, tau, seg, seg_std, event, event_std, video_precision, video_precision_std,
+    paper_*}``. ``tables``: ``{seed: curve_table(...)}`` over the same thresholds."""
+    first = next(iter(tables.values()))
+    out = []
+    for i, row in enumerate(first):
+        vals = [t[i] for t in tables.values()]
+        agg = {"modality": row["modality"], "tau": row["tau"]}
+        for k in ("seg", "event", "video_precision"):
+            xs = [float(v[k]) for v in vals]
+            agg[k], agg[f"{k}_std"] = round(float(np.mean(xs)), 1), round(float(np.std(xs)), 1)
+        agg.update({k: v for k, v in row.items() if k.startswith("paper_")})
+        out.append(agg)
+    return out
 
 
 # --------------------------------------------------------------------------------------------- HAN
@@ -327,7 +350,10 @@ def build_parser() -> argparse.ArgumentParser:
     t = sub.add_parser("teachers", help="teacher curves (and with --fit, the teacher fit)")
     t.add_argument("--fit", action="store_true")
     t.add_argument("--n", type=int, default=4000, help="videos in the fitting sample")
-    t.add_argument("--seed", type=int, default=1, help="seed of the fitting sample")
+    t.add_argument("--seed", type=int, default=1, help="seed of the fitting sample (its world)")
+    t.add_argument("--seeds", type=int, nargs="+", metavar="S",
+                   help="several worlds instead of --seed: the curves of each and their spread "
+                        "(with --fit, the loss averaged over them)")
     t.add_argument("--preset", default=DEFAULT_PRESET, help="the preset whose knobs the sample uses")
     t.add_argument("--set", action="append", default=[], metavar="KNOB=VALUE",
                    help="knob overrides (teacher knobs as teacher_visual.gain=...)")
@@ -355,13 +381,22 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "teachers":
         _, params, teachers, _ = v2.preset_knobs(args.preset, **_parse_sets(args.set))
         result: dict[str, Any] = {}
+        seeds = args.seeds or [args.seed]
         if args.fit:
-            result["fit"] = fit_teachers(args.n, args.seed, params, teachers, scene_knobs=not args.no_scene)
+            result["fit"] = fit_teachers(args.n, seeds if args.seeds else args.seed, params, teachers,
+                                         scene_knobs=not args.no_scene)
             teachers = {m: tv2.TeacherParamsV2(**v) for m, v in result["fit"]["teachers"].items()}
             params = replace(params, **result["fit"]["sim"])
-        curves = teacher_curves(teacher_sample(args.n, args.seed, params), teachers)
-        result["curves"] = curve_table(curves)
-        result["loss"] = {m: tv2.curve_loss(c, m) for m, c in curves.items()}
+        by_seed = {s: teacher_curves(teacher_sample(args.n, s, params), teachers) for s in seeds}
+        if args.seeds:
+            result["curves_by_seed"] = {s: curve_table(c) for s, c in by_seed.items()}
+            result["curves"] = curve_spread(result["curves_by_seed"])
+            result["loss"] = {m: float(np.mean([tv2.curve_loss(c[m], m) for c in by_seed.values()]))
+                              for m in tv2.MODALITIES}
+        else:
+            curves = by_seed[args.seed]
+            result["curves"] = curve_table(curves)
+            result["loss"] = {m: tv2.curve_loss(c, m) for m, c in curves.items()}
     elif args.command == "han":
         result = han_scores(_parse_sets(args.set), args.seeds, args.epochs, preset=args.preset)
     else:

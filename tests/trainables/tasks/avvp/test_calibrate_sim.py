@@ -49,3 +49,28 @@ def test_teacher_curves_cover_the_published_thresholds():
     rows = cs.curve_table(curves)
     assert {r["modality"] for r in rows} == set(tv2.MODALITIES)
     assert any("paper_seg" in r for r in rows)
+
+
+def test_teacher_curves_over_worlds_report_each_world_and_the_spread(capsys):
+    """``teachers --seeds``: every world's curve and their mean/std; one world's curve is the
+    ``--seed`` run's exactly, and the worlds differ (each seed draws its own prototypes and text)."""
+    import json
+
+    assert cs.main(["teachers", "--n", "200", "--seeds", "0", "1"]) == 0
+    many = json.loads(capsys.readouterr().out)
+    assert cs.main(["teachers", "--n", "200", "--seed", "1"]) == 0
+    one = json.loads(capsys.readouterr().out)
+    assert many["curves_by_seed"]["1"] == one["curves"]
+    w0, w1 = many["curves_by_seed"]["0"], many["curves_by_seed"]["1"]
+    assert w0 != w1
+    for row, a, b in zip(many["curves"], w0, w1):
+        assert (row["modality"], row["tau"]) == (a["modality"], a["tau"]) == (b["modality"], b["tau"])
+        for k in ("seg", "event", "video_precision"):
+            assert abs(row[k] - (a[k] + b[k]) / 2) <= 0.051
+            assert abs(row[f"{k}_std"] - abs(a[k] - b[k]) / 2) <= 0.051
+
+
+def test_teacher_fit_over_one_world_is_the_single_seed_fit():
+    """A list of one seed is that seed's fit (the multi-world loss is the mean over worlds)."""
+    kw = dict(n=100, iters=2, restarts=1, scene_knobs=False)
+    assert cs.fit_teachers(seed=[1], **kw) == cs.fit_teachers(seed=1, **kw)
