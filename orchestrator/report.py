@@ -122,36 +122,52 @@ def headline(info: RunInfo, rows: Sequence[Mapping[str, Any]]) -> str:
             f"{m:.2f}{pm} at the selected epoch; test {key[1]} {tables.fmt_pm(tm, ts, best.n_finished)}.")
 
 
-def description(info: RunInfo, rows: Sequence[Mapping[str, Any]]) -> str:
+# MLflow keeps at most this many characters of a run's description (its note tag) and cuts the
+# rest silently; the description drops whole trailing sections instead, and says which.
+DESCRIPTION_LIMIT = 8000
+
+
+def description(info: RunInfo, rows: Sequence[Mapping[str, Any]], limit: int = DESCRIPTION_LIMIT) -> str:
     """The parent run's Markdown description: the result and the reproducing command first (what
-    the MLflow UI shows before "Show more"), then the tables, then the command as a block."""
+    the MLflow UI shows before "Show more"), then the tables, then the command as a block.
+
+    Within ``limit`` characters: tables that do not fit are left out, last ones first (the
+    per-class table, the ranked runs, ...), and named in a line pointing to the artifacts."""
     task = _task(info)
     cmd = f"Reproduce: `{info.command}`\n\n" if info.command else ""
-    body = _paper(info, rows, task).markdown()
+    sections = [("the paper-style table", _paper(info, rows, task).markdown())]
     entries = info.entries(rows)
     if info.columns and entries:
-        body += "\n### Further figures (selected epoch, mean ± std over seeds)\n\n" + tables.figures_table(
-            entries, info.columns).markdown()
+        sections.append(("the further figures", "\n### Further figures (selected epoch, mean ± std over seeds)\n\n"
+                         + tables.figures_table(entries, info.columns).markdown()))
     if info.paired and len(entries) > 1:
-        body += ("\n### Paired per-seed differences of consecutive entries (mean ± sd, wins/seeds)\n\n"
-                 + tables.paired_table(entries, [info.metric, *info.columns]).markdown())
+        sections.append(("the paired differences",
+                         "\n### Paired per-seed differences of consecutive entries (mean ± sd, wins/seeds)\n\n"
+                         + tables.paired_table(entries, [info.metric, *info.columns]).markdown()))
     if _references(info):
-        body += "\n### Read against the papers\n\n" + tables.prediction_table(
-            entries, task, _references(info)).markdown()
-    body += (f"\n### {'Trials' if info.kind == 'sweep' else 'Runs'}, ranked by {info.metric} ({info.mode}) "
-             f"at the selected epoch\n\n" + tables.ranked_table(
-                 rows, task=task, metric=info.metric, mode=info.mode, keys=info.axis, limit=10,
-                 compact=False).markdown())
+        sections.append(("the table read against the papers", "\n### Read against the papers\n\n"
+                         + tables.prediction_table(entries, task, _references(info)).markdown()))
+    sections.append(("the ranked runs", f"\n### {'Trials' if info.kind == 'sweep' else 'Runs'}, ranked by "
+                     f"{info.metric} ({info.mode}) at the selected epoch\n\n" + tables.ranked_table(
+                         rows, task=task, metric=info.metric, mode=info.mode, keys=info.axis, limit=10,
+                         compact=False).markdown()))
     panels = tables.class_panels(rows)
     if panels and entries and info.kind != "sweep":
-        body += ("\n### Per-class segment F (test, mean ± std over seeds)\n\n"
-                 + tables.class_table(entries, panels).markdown() + "\nBars: `tables/class_f.png`.\n")
+        sections.append(("the per-class table", "\n### Per-class segment F (test, mean ± std over seeds)\n\n"
+                         + tables.class_table(entries, panels).markdown() + "\nBars: `tables/class_f.png`.\n"))
     failed = len(rows) - len(finished_rows(rows))
-    if failed:
-        body += f"\n{failed} trial(s) did not finish (see their runs).\n"
+    tail = f"\n{failed} trial(s) did not finish (see their runs).\n" if failed else ""
     block = f"Reproduce it with:\n\n```bash\n{info.command}\n```\n" if info.command else ""
-    return (headline(info, rows) + "\n\n" + cmd + body
-            + "\nTables, all trials as Parquet: artifacts `tables/`.\n\n" + block)
+    head = headline(info, rows) + "\n\n" + cmd
+    end = "\nTables, all trials as Parquet: artifacts `tables/`.\n\n" + block
+    left: list[str] = []
+    while True:
+        note = (f"\n(Left out here for length: {', '.join(reversed(left))}; all of them are in the artifacts "
+                "`tables/`.)\n") if left else ""
+        text = head + "".join(t for _, t in sections) + tail + note + end
+        if len(text) <= limit or len(sections) <= 1:
+            return text
+        left.append(sections.pop()[0])
 
 
 def parent_scores(info: RunInfo, rows: Sequence[Mapping[str, Any]]) -> dict[str, float]:

@@ -65,3 +65,22 @@ def test_a_comparison_reads_its_entries_against_the_published_rows_and_marks_pro
     md = report.description(info, _rows())
     assert "### Read against the papers" in md and "| jomold_cl † |" in md
     assert "| jomold | 2/2 |" not in md  # the Markdown paper table has no seeds column
+
+
+def test_a_long_description_leaves_out_whole_tables_within_mlflows_limit():
+    """MLflow cuts a description past 8,000 characters mid-table; ours drops trailing tables whole,
+    names them, and keeps the closing lines (the artifacts pointer and the reproduce block)."""
+    info = RunInfo(kind="compare", ref="pred", name="p1", task="avvp", metric="val/seg_Type", mode="max",
+                   methods=["jomold"], axis=["method"], arms=["jomold", "jomold_cl"], seeds=2,
+                   data_note="llp-sim-tiny",
+                   references={"jomold": "JoMoLD w/o CL (Cheng et al., 2022) [real LLP, reference]"},
+                   columns=["denoise/precision_v"], command="python -m orchestrator.compare x --seeds 2")
+    full = report.description(info, _rows())
+    assert "Left out here" not in full and "### Runs, ranked by" in full
+    limit = full.index("\n### Runs, ranked by") + 600  # room for the head and tables before the ranked runs
+    short = report.description(info, _rows(), limit=limit)
+    assert len(short) <= limit < len(full)
+    assert "### Runs, ranked by" not in short and "### Read against the papers" in short
+    assert "(Left out here for length: the ranked runs; all of them are in the artifacts `tables/`.)" in short
+    assert short.endswith("```bash\npython -m orchestrator.compare x --seeds 2\n```\n")
+    assert len(report.description(info, _rows())) <= report.DESCRIPTION_LIMIT
