@@ -383,20 +383,18 @@ def main(argv: list[str] | None = None) -> int:
         result: dict[str, Any] = {}
         seeds = args.seeds or [args.seed]
         if args.fit:
-            result["fit"] = fit_teachers(args.n, seeds if args.seeds else args.seed, params, teachers,
-                                         scene_knobs=not args.no_scene)
+            result["fit"] = fit_teachers(args.n, seeds, params, teachers, scene_knobs=not args.no_scene)
             teachers = {m: tv2.TeacherParamsV2(**v) for m, v in result["fit"]["teachers"].items()}
             params = replace(params, **result["fit"]["sim"])
         by_seed = {s: teacher_curves(teacher_sample(args.n, s, params), teachers) for s in seeds}
         if args.seeds:
             result["curves_by_seed"] = {s: curve_table(c) for s, c in by_seed.items()}
             result["curves"] = curve_spread(result["curves_by_seed"])
-            result["loss"] = {m: float(np.mean([tv2.curve_loss(c[m], m) for c in by_seed.values()]))
-                              for m in tv2.MODALITIES}
         else:
-            curves = by_seed[args.seed]
-            result["curves"] = curve_table(curves)
-            result["loss"] = {m: tv2.curve_loss(c, m) for m, c in curves.items()}
+            result["curves"] = curve_table(by_seed[args.seed])
+        # The mean over one world is that world's loss, as the fit computes it.
+        result["loss"] = {m: float(np.mean([tv2.curve_loss(c[m], m) for c in by_seed.values()]))
+                          for m in tv2.MODALITIES}
     elif args.command == "han":
         result = han_scores(_parse_sets(args.set), args.seeds, args.epochs, preset=args.preset)
     else:
