@@ -68,8 +68,12 @@ PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     "official": dict(loss_preset="official", ratio_mode="official", warmup_mode="official",
                      smooth_v=0.9, cls_dropout=0.5, cl_weight=1.0, probe_train_mode=True,
-                     select_metric="val/event_A"),
+                     select_metric="val/event_A", estimator_cl="official"),
 }
+
+# The official estimator step always adds the contrastive term at weight 1 with smoothing 0.1,
+# whatever weight and smoothing the denoising stage is given (``estimator_cl="official"``).
+OFFICIAL_ESTIMATOR_CL = (1.0, 0.1)
 
 
 @dataclass
@@ -91,9 +95,13 @@ class Config(bb.BackboneConfig):
         ratio_batch_size: Batch size of the per-batch means in ``ratio_mode="official"``.
         probe_train_mode: Run the selection probe in training mode, dropout on (official code);
             default eval mode (ours).
+        estimator_cl: The estimator's contrastive term: ``"inherit"`` (ours: the same
+            ``cl_weight`` / ``cl_smoothing`` as the denoising stage, so "w/o CL" has none) or
+            ``"official"`` (weight 1, smoothing 0.1 whatever the denoising stage uses, as the
+            official code's estimator step; the two agree for "w/ CL" at the defaults).
 
     The contrastive term (``cl_weight``, ``cl_temperature``, ``cl_smoothing``) and
-    ``cls_dropout`` are HAN fields, so the estimator inherits them, as in the official code.
+    ``cls_dropout`` are HAN fields, so the estimator takes them from this config.
     """
 
     theta_a: float = 0.6
@@ -105,6 +113,7 @@ class Config(bb.BackboneConfig):
     estimator_epochs: int = 25
     ratio_batch_size: int = 128
     probe_train_mode: bool = False
+    estimator_cl: str = "inherit"
 
     @classmethod
     def from_preset(cls, name: str, **overrides: Any) -> "Config":
@@ -115,7 +124,8 @@ class Config(bb.BackboneConfig):
         super().validate()
         check_fields(self, choices={"warmup_mode": ("paper", "official"),
                                     "ratio_mode": ("paper", "official", "oracle"),
-                                    "loss_preset": ("paper", "official")},
+                                    "loss_preset": ("paper", "official"),
+                                    "estimator_cl": ("inherit", "official")},
                      at_least_one=("ratio_batch_size", "estimator_epochs"), non_negative=("warmup_epochs",))
 
     @property
@@ -132,9 +142,12 @@ class Config(bb.BackboneConfig):
 def estimator_config(cfg: Config) -> bb.BackboneConfig:
     """The HAN config of the noise estimator: ``cfg``'s HAN fields, cross-attention off, trained
     for ``estimator_epochs`` (with the official code's equal loss weights under
-    ``loss_preset="official"``)."""
-    return ld.estimator_config(cfg, cfg.estimator_epochs,
-                               official_weights=cfg.loss_preset == "official")
+    ``loss_preset="official"`` and its contrastive term under ``estimator_cl="official"``)."""
+    est = ld.estimator_config(cfg, cfg.estimator_epochs,
+                              official_weights=cfg.loss_preset == "official")
+    if cfg.estimator_cl == "official":
+        est.cl_weight, est.cl_smoothing = OFFICIAL_ESTIMATOR_CL
+    return est
 
 
 def estimator_key(cfg: Config, data_path) -> str:

@@ -3,6 +3,7 @@ the contrastive term of "w/ CL", the official noise ratios, the official objecti
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -119,6 +120,18 @@ def test_official_preset_and_objectives():
         jomold.Config(cls_dropout=1.0).validate()
     # The contrastive term changes the estimator, so it keys the estimator cache.
     assert jomold.estimator_config(jomold.Config(cl_weight=1.0)).cl_weight == 1.0
+    # Ours: "w/o CL" trains its estimator without the term; the official estimator step always
+    # has it at weight 1, smoothing 0.1, whatever the denoising stage is given.
+    assert jomold.estimator_config(jomold.Config()).cl_weight == 0.0
+    off_wo = jomold.Config.from_preset("official", cl_weight=0.0, cl_smoothing=0.3)
+    assert (off_wo.cl_weight, off_wo.cl_smoothing) == (0.0, 0.3)
+    assert (jomold.estimator_config(off_wo).cl_weight, jomold.estimator_config(off_wo).cl_smoothing) \
+        == (1.0, 0.1)
+    # At the official defaults the two readings are one estimator (one cache entry).
+    assert jomold.estimator_config(cfg) == jomold.estimator_config(
+        dataclasses.replace(cfg, estimator_cl="inherit"))
+    with pytest.raises(ValueError, match="estimator_cl"):
+        jomold.Config(estimator_cl="x").validate()
 
 
 def test_cls_dropout_drops_visual_features_before_the_classifier_only():
